@@ -1,0 +1,61 @@
+"""authsvc: pair apps with a host and give them API keys."""
+
+import logging
+import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask_openapi3 import Info, OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+try:
+    __version__ = version("authsvc")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0"
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
+    """Build the application: configuration, extensions, blueprints, error handlers."""
+    from . import config, errors, wire
+
+    app = OpenAPI(
+        __name__,
+        instance_relative_config=True,
+        info=Info(title="authsvc", version=__version__),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
+        validation_error_status=400,
+        validation_error_model=errors.ErrorBody,
+        validation_error_callback=errors.validation_error_callback,
+        doc_ui=False,
+    )
+    os.makedirs(app.instance_path, exist_ok=True)
+    config.load_config(app, test_config)
+    if app.config["AUTHSVC_TRUSTED_PROXIES"]:
+        hops = app.config["AUTHSVC_TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    logging.getLogger("authsvc").setLevel(logging.INFO)
+
+    register_extensions(app)
+    errors.init_app(app)
+    wire.init_app(app)
+    register_blueprints(app)
+    return app
+
+
+def register_extensions(app: OpenAPI) -> None:
+    """Bind the extension objects and the modules that hook into requests."""
+    from . import database, sessions, users
+    from .extensions import db, limiter, migrate
+
+    database.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
+    limiter.init_app(app)
+    sessions.init_app(app)
+    users.init_app(app)
+
+
+def register_blueprints(app: OpenAPI) -> None:
+    """Attach every API blueprint."""
+    from .api import register
+
+    register(app)

@@ -1,0 +1,96 @@
+"""Pairing endpoints for apps (SPEC §4), including the 2025-04-22 legacy pair."""
+
+from typing import Any
+
+from flask import Response, current_app, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from .. import pairing
+from ..clock import iso
+from ..extensions import limiter
+from ..wire import no_store
+from .schemas import Name, errors
+
+api = APIBlueprint("pairing", __name__, abp_tags=[Tag(name="pairing")])
+ERRORS = errors(400, 403, 404, 410)
+
+
+def creation_limit() -> str:
+    return str(current_app.config["AUTHSVC_CHALLENGE_RATE_LIMIT"])
+
+
+challenge_rate_limit = limiter.shared_limit(creation_limit, scope="challenges")
+
+
+class ChallengeBody(BaseModel):
+    app_name: Name
+    code_challenge: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9_-]{43}$")
+
+
+class ChallengeCreated(BaseModel):
+    challenge_id: str
+    expires_at: str
+
+
+class RedeemBody(BaseModel):
+    challenge_id: StrictStr = ""
+    code: StrictStr | StrictInt = ""
+    code_verifier: StrictStr | None = None
+
+
+class KeyIssued(BaseModel):
+    api_key: str
+    key_id: str
+    name: str
+    expires_at: str | None
+
+
+class DisplayCodeQuery(BaseModel):
+    app_name: Name
+
+
+class TokenQuery(BaseModel):
+    challenge_id: str = ""
+    code: str = ""
+
+
+def normalize_code(code: str | int) -> str:
+    """A code sent as a number is zero-padded to four digits."""
+    return f"{code:04d}" if isinstance(code, int) and code >= 0 else str(code)
+
+
+@api.post("/v1/auth/challenges", responses={201: ChallengeCreated, **ERRORS, **errors(429)})
+@challenge_rate_limit
+def create_challenge(body: ChallengeBody) -> tuple[dict[str, Any], int]:
+    """Start pairing: the host is shown a 4-digit code for this app."""
+    challenge = pairing.issue_challenge(body.app_name, request.remote_addr, body.code_challenge)
+    return {"challenge_id": challenge.id, "expires_at": iso(challenge.expires_at)}, 201
+
+
+@api.post("/v1/auth/api_keys", responses={201: KeyIssued, **ERRORS})
+def create_api_key(body: RedeemBody) -> Response:
+    """Finish pairing: exchange the challenge and the code for an API key."""
+    key, secret, _ = pairing.redeem_challenge(
+        body.challenge_id, normalize_code(body.code), body.code_verifier
+    )
+    response = jsonify(
+        {"api_key": secret, "key_id": key.id, "name": key.name, "expires_at": iso(key.expires_at)}
+    )
+    response.status_code = 201
+    return no_store(response)
+
+
+@api.post("/v1/auth/display_code", responses={200: ChallengeCreated, **ERRORS, **errors(429)})
+@challenge_rate_limit
+def display_code(query: DisplayCodeQuery) -> dict[str, Any]:
+    """Legacy (2025-04-22) start of pairing."""
+    challenge = pairing.issue_challenge(query.app_name, request.remote_addr, None)
+    return {"challenge_id": challenge.id}
+
+
+@api.post("/v1/auth/token", responses=ERRORS)
+def token(query: TokenQuery) -> Response:
+    """Legacy (2025-04-22) end of pairing: answers ``{"app_key"}``."""
+    _, secret, _ = pairing.redeem_challenge(query.challenge_id, query.code, None)
+    return no_store(jsonify({"app_key": secret}))

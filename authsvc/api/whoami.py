@@ -1,0 +1,54 @@
+"""Endpoints that prove a key works: whoami and the spaces it reaches."""
+
+from typing import Any
+
+from flask_openapi3 import APIBlueprint, Tag
+from sqlalchemy import select
+
+from .. import keys, users
+from ..auth import require_key
+from ..models import Organization
+from ..wire import PageQuery, page
+from .schemas import SECURITY, errors
+
+api = APIBlueprint("whoami", __name__, abp_tags=[Tag(name="auth")])
+ERRORS = errors(401, 403, 429)
+
+
+@api.get("/v1/auth", security=SECURITY, responses=ERRORS)
+def auth_status() -> dict[str, Any]:
+    """Whether the Bearer key is valid, with the key and its owner."""
+    caller = require_key()
+    assert caller.key is not None
+    return {
+        "authenticated": True,
+        "key": keys.key_to_dict(caller.key),
+        "user": users.user_to_dict(caller.user),
+    }
+
+
+api.get("/v1/auth/whoami", security=SECURITY, responses=ERRORS, operation_id="whoami")(auth_status)
+
+
+@api.get("/v1/spaces", security=SECURITY, responses=ERRORS)
+def list_spaces(query: PageQuery) -> dict[str, Any]:
+    """The organizations (Anytype spaces) this key may reach."""
+    caller = require_key()
+    assert caller.key is not None
+    reachable = select(Organization).where(Organization.id.in_(users.organization_ids(caller.user)))
+    if caller.key.organization_id is not None:
+        reachable = reachable.where(Organization.id == caller.key.organization_id)
+    return page(reachable.order_by(Organization.created_at, Organization.id), query, space_to_dict)
+
+
+def space_to_dict(organization: Organization) -> dict[str, Any]:
+    """An organization in Anytype's space shape."""
+    return {
+        "object": "space",
+        "id": organization.id,
+        "name": organization.name,
+        "description": organization.description,
+        "icon": None,
+        "gateway_url": "",
+        "network_id": "",
+    }

@@ -1,0 +1,181 @@
+"""Who is calling: the one reader of ``Authorization`` and the key checks of SPEC §2."""
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import timedelta
+
+from flask import current_app, g, request
+from limits import RateLimitItemPerSecond
+
+from . import keys, restrictions, sessions, settings, users
+from .clock import epoch, utcnow
+from .errors import ApiError
+from .extensions import db, limiter
+from .models import ApiKey, AuthSession, User
+
+REALM = 'Bearer realm="authsvc"'
+LAST_USED_EVERY = timedelta(minutes=1)
+
+
+@dataclass
+class Caller:
+    """An authenticated caller: a user, through a key, a session or the loopback host."""
+
+    user: User
+    key: ApiKey | None = None
+    session: AuthSession | None = None
+
+
+def unauthorized(message: str, token_sent: bool = True) -> ApiError:
+    challenge = f'{REALM}, error="invalid_token"' if token_sent else REALM
+    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(
+        403, message, headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope"'}
+    )
+
+
+def bearer_token() -> str | None:
+    """The token of ``Authorization: Bearer <token>``, None when no header was sent."""
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    parts = header.split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        raise unauthorized("invalid authorization header format", token_sent=False)
+    return parts[1]
+
+
+def check_key(secret: str, method: str, path: str, client_ip: str | None) -> Caller:
+    """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order."""
+    key = keys.find_by_secret(secret)
+    if key is None:
+        raise unauthorized("invalid api key")
+    if keys.is_revoked(key):
+        raise unauthorized("api key revoked")
+    if not key.enabled:
+        raise unauthorized("api key disabled")
+    if keys.is_expired(key):
+        raise unauthorized("api key expired")
+    owner = db.session.get(User, key.owner_id)
+    if owner is None or owner.suspended:
+        raise unauthorized("invalid api key")
+    check_restrictions(key, owner, method, path, client_ip)
+    check_rate_limit(key)
+    return Caller(user=owner, key=key)
+
+
+def check_restrictions(
+    key: ApiKey, owner: User, method: str, path: str, client_ip: str | None
+) -> None:
+    """The 403 rules: toggle, permission, IP, endpoints, organization."""
+    values = settings.current()
+    if not values["enable_api_keys"]:
+        raise forbidden("api keys are disabled on this instance")
+    if not users.has_permission(owner, "api_keys"):
+        raise forbidden("the key's owner lacks the api_keys permission")
+    if key.allowed_ips is not None and not restrictions.ip_allowed(key.allowed_ips, client_ip):
+        raise forbidden("client address not allowed for this api key")
+    if values["api_key_endpoint_restrictions_enabled"] and not restrictions.endpoint_allowed(
+        values["api_key_allowed_endpoints"], method, path
+    ):
+        raise forbidden("endpoint not allowed for api keys on this instance")
+    if key.allowed_endpoints is not None and not restrictions.endpoint_allowed(
+        key.allowed_endpoints, method, path
+    ):
+        raise forbidden("endpoint not allowed for this api key")
+    space = restrictions.organization_in_path(path)
+    if space is not None and not reaches_organization(key, owner, space):
+        raise forbidden("api key is scoped to another organization")
+
+
+def reaches_organization(key: ApiKey, owner: User, organization_id: str) -> bool:
+    """Whether the key may act in an organization: its scope and its owner's membership."""
+    if key.organization_id is not None and key.organization_id != organization_id:
+        return False
+    return organization_id in users.organization_ids(owner)
+
+
+def check_rate_limit(key: ApiKey) -> None:
+    """A key's own ``rate_limit``, counted in the shared Flask-Limiter storage."""
+    if not key.rate_limit:
+        return
+    item = RateLimitItemPerSecond(key.rate_limit["requests"], key.rate_limit["per_seconds"])
+    if limiter.limiter.hit(item, "api-key", key.id):
+        return
+    reset_at, _remaining = limiter.limiter.get_window_stats(item, "api-key", key.id)
+    retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
+    raise ApiError(
+        429,
+        "rate limit exceeded for this api key",
+        headers={
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(reset_at)),
+        },
+        retry_after=retry_after,
+    )
+
+
+def touch(key: ApiKey, client_ip: str | None) -> None:
+    """Record use at most once a minute per key, so the hot path rarely writes."""
+    now = utcnow()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
+        key.last_used_at = now
+        key.last_used_ip = client_ip
+        db.session.commit()
+
+
+def require_key(method: str | None = None, path: str | None = None) -> Caller:
+    """Authenticate the request's API key; forward-auth passes the forwarded method and path."""
+    token = bearer_token()
+    if token is None:
+        raise unauthorized("missing authorization header", token_sent=False)
+    caller = check_key(token, method or request.method, path or request.path, request.remote_addr)
+    assert caller.key is not None
+    touch(caller.key, request.remote_addr)
+    g.caller = caller
+    return caller
+
+
+def is_loopback(address: str | None) -> bool:
+    """Whether the client address is on this machine."""
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def require_caller(allow_keys: bool = True) -> Caller:
+    """A management caller: API key, session token or cookie, or the local host."""
+    token = bearer_token()
+    if token is not None and token.startswith(keys.key_prefix()):
+        if not allow_keys:
+            raise forbidden("this endpoint needs a host session, not an api key")
+        return require_key()
+    if token is None:
+        token = request.cookies.get(sessions.COOKIE)
+    if token is not None:
+        resolved = sessions.resolve(token)
+        if resolved is None:
+            raise unauthorized("invalid or expired session")
+        caller = Caller(user=resolved[0], session=resolved[1])
+    elif (
+        not users.is_multi_user()
+        and not current_app.config["AUTH_TOKEN"]
+        and is_loopback(request.remote_addr)
+    ):
+        caller = Caller(user=users.get_owner())
+    else:
+        raise unauthorized("missing authorization header", token_sent=False)
+    g.caller = caller
+    return caller
+
+
+def require_role(caller: Caller, role: str) -> None:
+    """403 unless the caller's role is at least ``role``."""
+    if users.ROLES.get(caller.user.role, 0) < users.ROLES[role]:
+        raise forbidden(f"this needs the {role} role")

@@ -1,0 +1,44 @@
+"""Database engine settings and the health probe."""
+
+from typing import Any
+
+from flask import Flask
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from .extensions import db
+
+
+def engine_options(uri: str) -> dict[str, Any]:
+    """SQLite waits for the write lock instead of failing; PostgreSQL drops dead connections."""
+    if uri.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+@event.listens_for(Engine, "connect")
+def enable_sqlite_foreign_keys(connection: Any, _record: Any) -> None:
+    """SQLite enforces foreign keys only when asked, per connection."""
+    if type(connection).__module__.startswith("sqlite3"):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+
+def is_reachable() -> bool:
+    """Whether a trivial query succeeds."""
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        db.session.rollback()
+        return False
+    return True
+
+
+def init_app(app: Flask) -> None:
+    """Set engine options before the engine is created."""
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(uri))
+    db.init_app(app)

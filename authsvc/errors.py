@@ -1,0 +1,109 @@
+"""The one place that turns every failure into SPEC §1's JSON error shape."""
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "object_not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    410: "gone",
+    413: "payload_too_large",
+    429: "rate_limit_exceeded",
+    500: "internal_server_error",
+    503: "service_unavailable",
+}
+
+
+class ErrorBody(BaseModel):
+    """The error shape of every failed request (for the OpenAPI document)."""
+
+    object: str = "error"
+    status: int
+    code: str
+    message: str
+
+
+class ApiError(Exception):
+    """An error answered to the client: status, message, extra fields and headers."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    """Build a response in the error shape."""
+    body = {"object": "error", "status": status, "code": CODES.get(status, "bad_request")}
+    body["message"] = message
+    body.update(extra)
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Summarise pydantic's errors as one readable sentence."""
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(loc) for loc in item["loc"]) or "body"
+        parts.append(f"{where}: {item['msg']}")
+    return "bad input: " + "; ".join(parts)
+
+
+def validation_error_callback(error: ValidationError) -> Response:
+    """flask-openapi3's hook: request validation fails with 400, not 422."""
+    return error_response(400, describe_validation_error(error))
+
+
+def handle_api_error(error: ApiError) -> Response:
+    return error_response(error.status, error.message, error.headers, **error.extra)
+
+
+def handle_http_exception(error: HTTPException) -> Response:
+    if isinstance(error.response, Response) and error.response.is_json:
+        return error.response  # already in our shape (validation callback)
+    status = error.code or 500
+    message = (error.description or error.name).rstrip(".")
+    if status == 429:
+        message = f"rate limit exceeded: {error.description}"
+    elif status == 413:
+        message = "request body too large: the limit is 64 KB"
+    response = error_response(status, message)
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+def handle_unexpected(error: Exception) -> Response:
+    log.exception("unhandled error", exc_info=error)
+    return error_response(500, "internal server error")
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers on the app, so routing 404/405 are covered too."""
+    app.register_error_handler(ApiError, handle_api_error)
+    app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,256 @@
+"""Pairing (SPEC §4): an app asks for a challenge, the person reads it the code, it gets a key."""
+
+import base64
+import hashlib
+import hmac
+import logging
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, Select, case, func, select, true, update
+
+from . import audit, keys, settings, users
+from .clock import epoch, iso, utcnow
+from .errors import ApiError
+from .extensions import db
+from .models import ApiKey, AuditEvent, Challenge, User
+
+log = logging.getLogger(__name__)
+BUDGET_WINDOW = timedelta(minutes=15)
+GONE = {
+    "used": "challenge already used",
+    "denied": "challenge denied",
+    "burned": "challenge failed: too many attempts",
+}
+
+
+def require_pairing_enabled() -> None:
+    """While pairing is locked or off, nothing about challenges may proceed."""
+    if not settings.current()["pairing_enabled"]:
+        raise ApiError(403, "pairing is disabled")
+
+
+def pending_query(now: datetime) -> Select[Any]:
+    """Challenges that can still be redeemed, oldest first."""
+    return (
+        select(Challenge)
+        .where(Challenge.state == "pending", Challenge.expires_at > now)
+        .order_by(Challenge.created_at, Challenge.id)
+    )
+
+
+def check_pending_caps(client_ip: str | None, now: datetime) -> None:
+    """429 when this client, or everybody, has too many challenges waiting."""
+    config = current_app.config
+    caps = [
+        (Challenge.client_ip == client_ip, config["AUTHSVC_MAX_PENDING_PER_CLIENT"], "this client"),
+        (true(), config["AUTHSVC_MAX_PENDING_TOTAL"], "the host"),
+    ]
+    for condition, cap, whom in caps:
+        waiting = select(func.count(), func.min(Challenge.expires_at)).where(
+            Challenge.state == "pending", Challenge.expires_at > now, condition
+        )
+        count, first_expiry = db.session.execute(waiting).one()
+        if count >= cap:
+            retry_after = max(1, int((first_expiry - now).total_seconds()) + 1)
+            raise ApiError(
+                429,
+                f"too many pending challenges for {whom}",
+                headers={
+                    "Retry-After": str(retry_after),
+                    "X-RateLimit-Limit": str(cap),
+                    "X-RateLimit-Remaining": "0",
+                    "X-RateLimit-Reset": str(epoch(now) + retry_after),
+                },
+                retry_after=retry_after,
+            )
+
+
+def issue_challenge(app_name: str, client_ip: str | None, code_challenge: str | None) -> Challenge:
+    """Create a challenge with a fresh 4-digit code and tell the host about it."""
+    require_pairing_enabled()
+    now = utcnow()
+    check_pending_caps(client_ip, now)
+    values = settings.current()
+    challenge = Challenge(
+        id=secrets.token_urlsafe(18),
+        app_name=app_name,
+        code=f"{secrets.randbelow(10_000):04d}",
+        code_challenge=code_challenge,
+        max_attempts=values["challenge_max_attempts"],
+        client_ip=client_ip,
+        created_at=now,
+        expires_at=now + timedelta(seconds=values["challenge_ttl_seconds"]),
+    )
+    db.session.add(challenge)
+    audit.record("challenge.created", app_name=app_name, challenge_id=challenge.id)
+    db.session.commit()
+    if current_app.config["AUTHSVC_PAIRING_LOG_CODES"]:
+        log.info("pairing code %s for app %r from %s", challenge.code, app_name, client_ip)
+    return challenge
+
+
+def still_pending(challenge_id: str, now: datetime) -> list[ColumnElement[bool]]:
+    """The condition under which a challenge may still change: it is pending and alive."""
+    return [Challenge.id == challenge_id, Challenge.state == "pending", Challenge.expires_at > now]
+
+
+def raise_if_finished(challenge: Challenge, now: datetime) -> None:
+    """410 for a challenge that was used, denied, burned or has expired."""
+    if challenge.state in GONE:
+        raise ApiError(410, GONE[challenge.state])
+    if challenge.expires_at <= now:
+        raise ApiError(410, "challenge expired")
+
+
+def verifier_matches(code_challenge: str, verifier: str | None) -> bool:
+    """PKCE S256: the base64url SHA-256 of the verifier, without padding."""
+    if not verifier:
+        return False
+    derived = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest())
+    return hmac.compare_digest(derived.rstrip(b"=").decode(), code_challenge)
+
+
+def count_failure(challenge: Challenge, now: datetime) -> int:
+    """Count a wrong attempt atomically, burn the challenge at its cap; return attempts left."""
+    burns = Challenge.failed_attempts + 1 >= Challenge.max_attempts
+    result = db.session.execute(
+        update(Challenge)
+        .where(*still_pending(challenge.id, now))
+        .values(
+            failed_attempts=Challenge.failed_attempts + 1,
+            state=case((burns, "burned"), else_=Challenge.state),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(challenge)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.commit()
+        raise_if_finished(challenge, now)
+    audit.record("pairing.failed", challenge_id=challenge.id, app_name=challenge.app_name)
+    if challenge.state == "burned":
+        audit.record("challenge.burned", challenge_id=challenge.id, app_name=challenge.app_name)
+    db.session.commit()
+    spend_failure_budget(now)
+    return max(0, challenge.max_attempts - challenge.failed_attempts)
+
+
+def spend_failure_budget(now: datetime) -> None:
+    """Lock pairing once too many wrong codes arrived within the window (SPEC §4)."""
+    values = settings.current()
+    since = now - BUDGET_WINDOW
+    if values["pairing_budget_since"]:
+        since = max(since, datetime.fromisoformat(values["pairing_budget_since"].rstrip("Z")))
+    failures = db.session.scalar(
+        select(func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.type == "pairing.failed", AuditEvent.created_at >= since)
+    )
+    budget = current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]
+    if failures is not None and failures >= budget and values["pairing_enabled"]:
+        settings.store({"pairing_enabled": False})
+        audit.record("pairing.locked", failures=failures, budget=budget)
+        db.session.commit()
+        log.warning(
+            "pairing locked after %d wrong codes; turn it on again in the settings", failures
+        )
+
+
+def redeem_challenge(
+    challenge_id: str, code: str, code_verifier: str | None
+) -> tuple[ApiKey, str, Challenge]:
+    """Exchange a challenge and its code for a new key; exactly once, even under races."""
+    require_pairing_enabled()
+    if not challenge_id or not code:
+        raise ApiError(400, "bad input: challenge_id or code is empty")
+    challenge = db.session.get(Challenge, challenge_id)
+    if challenge is None:
+        raise ApiError(404, "challenge not found")
+    now = utcnow()
+    raise_if_finished(challenge, now)
+    if challenge.code_challenge and not verifier_matches(challenge.code_challenge, code_verifier):
+        attempts_left = count_failure(challenge, now)
+        raise ApiError(400, "invalid code_verifier", attempts_left=attempts_left)
+    needs_approval = settings.current()["pairing_requires_approval"] or users.is_multi_user()
+    approved = challenge.claimed_by is not None or not needs_approval
+    if not approved or not hmac.compare_digest(code.encode(), challenge.code.encode()):
+        attempts_left = count_failure(challenge, now)
+        raise ApiError(400, "invalid code", attempts_left=attempts_left)
+    owner = db.session.get(User, challenge.claimed_by) if challenge.claimed_by else None
+    key, secret = keys.create_key(owner or users.get_owner(), challenge.app_name, "pairing")
+    consumed = db.session.execute(
+        update(Challenge)
+        .where(*still_pending(challenge.id, now))
+        .values(state="used", key_id=key.id)
+        .execution_options(synchronize_session=False)
+    )
+    if consumed.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()  # another request won: the key made here is discarded
+        db.session.refresh(challenge)
+        raise_if_finished(challenge, now)
+        raise ApiError(410, GONE["used"])
+    audit.record("pairing.succeeded", key_id=key.id, challenge_id=challenge.id, app_name=key.name)
+    db.session.commit()
+    return key, secret, challenge
+
+
+def get_challenge(challenge_id: str) -> Challenge:
+    """A challenge by id, or 404."""
+    challenge = db.session.get(Challenge, challenge_id)
+    if challenge is None:
+        raise ApiError(404, "challenge not found")
+    return challenge
+
+
+def finish_by_host(challenge_id: str, actor: User, **values: Any) -> Challenge:
+    """Change a still-pending challenge atomically, or answer 404/410."""
+    challenge = get_challenge(challenge_id)
+    now = utcnow()
+    raise_if_finished(challenge, now)
+    condition = still_pending(challenge_id, now)
+    if "claimed_by" in values:
+        condition.append((Challenge.claimed_by.is_(None)) | (Challenge.claimed_by == actor.id))
+    result = db.session.execute(
+        update(Challenge)
+        .where(*condition)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(challenge)
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        db.session.rollback()
+        raise_if_finished(challenge, now)
+        raise ApiError(409, "challenge already claimed by another user")
+    return challenge
+
+
+def deny_challenge(challenge_id: str, actor: User) -> None:
+    """The host refuses a challenge."""
+    challenge = finish_by_host(challenge_id, actor, state="denied")
+    audit.record("challenge.denied", actor_id=actor.id, challenge_id=challenge.id)
+    db.session.commit()
+
+
+def claim_challenge(challenge_id: str, actor: User) -> Challenge:
+    """A host user approves a challenge; the key will be theirs and only they see the code."""
+    challenge = finish_by_host(challenge_id, actor, claimed_by=actor.id)
+    audit.record("challenge.claimed", actor_id=actor.id, challenge_id=challenge.id)
+    db.session.commit()
+    return challenge
+
+
+def challenge_for_host(challenge: Challenge, viewer: User, now: datetime) -> dict[str, Any]:
+    """A pending challenge for the host; in multi-user mode only the claimer sees the code."""
+    show_code = not users.is_multi_user() or challenge.claimed_by == viewer.id
+    return {
+        "challenge_id": challenge.id,
+        "app_name": challenge.app_name,
+        "created_at": iso(challenge.created_at),
+        "expires_at": iso(challenge.expires_at),
+        "attempts_left": max(0, challenge.max_attempts - challenge.failed_attempts),
+        "client_ip": challenge.client_ip,
+        "claimed_by": challenge.claimed_by,
+        "code": challenge.code if show_code else None,
+    }

@@ -1,0 +1,134 @@
+"""Login sessions: tokens signed with itsdangerous under ``JWT_SECRET`` (SPEC §5)."""
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import select, update
+from werkzeug.security import check_password_hash
+
+from . import audit, users
+from .clock import utcnow
+from .errors import ApiError
+from .extensions import db
+from .models import AuthSession, User
+
+SALT = "authsvc.session"
+COOKIE = "authsvc_session"
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Parse ``30d``, ``8h``, ``15m``, ``45s`` or ``2w``."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhdw])\s*", text)
+    if not match or int(match.group(1)) == 0:
+        raise ValueError(f"invalid duration {text!r}: use e.g. 30d, 8h, 15m")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def jwt_secret(app: Flask) -> str:
+    """``JWT_SECRET``, or one generated once into the instance folder."""
+    configured = app.config["JWT_SECRET"]
+    if configured:
+        return str(configured)
+    path = os.path.join(app.instance_path, "jwt_secret")
+    os.makedirs(app.instance_path, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path) as existing:
+            return existing.read().strip()
+    with os.fdopen(fd, "w") as created:
+        created.write(secrets.token_urlsafe(48))
+    with open(path) as written:
+        return written.read().strip()
+
+
+def serializer() -> URLSafeSerializer:
+    """The session token signer (its own salt)."""
+    return URLSafeSerializer(current_app.config["AUTHSVC_JWT_SECRET"], salt=SALT)
+
+
+def auth_token_tag() -> str:
+    """A keyed fingerprint of ``AUTH_TOKEN``: changing the password ends every session."""
+    password = current_app.config["AUTH_TOKEN"] or ""
+    key = current_app.config["AUTHSVC_JWT_SECRET"].encode()
+    return hmac.new(key, password.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def check_credentials(username: str | None, password: str) -> User:
+    """The user these credentials belong to, or 401."""
+    if users.is_multi_user():
+        user = db.session.scalar(select(User).where(User.username == (username or "")))
+        valid = bool(
+            user and user.password_hash and check_password_hash(user.password_hash, password)
+        )
+    else:
+        expected = current_app.config["AUTH_TOKEN"]
+        if not expected:
+            raise ApiError(400, "login is not enabled: set AUTH_TOKEN")
+        user = users.get_owner()
+        valid = hmac.compare_digest(expected.encode(), password.encode())
+    if not valid or user is None or user.suspended:
+        audit.record("login.failed", subject_user_id=user.id if user else None, username=username)
+        db.session.commit()
+        raise ApiError(401, "invalid username or password")
+    return user
+
+
+def start_session(user: User) -> tuple[str, datetime]:
+    """Open a session for ``user``; return its token and expiry."""
+    expires_at = utcnow() + parse_duration(current_app.config["JWT_EXPIRY"])
+    session = AuthSession(user_id=user.id, expires_at=expires_at)
+    db.session.add(session)
+    db.session.flush()
+    audit.record("login.succeeded", actor_id=user.id, subject_user_id=user.id)
+    db.session.commit()
+    token = serializer().dumps({"sid": session.id, "tag": auth_token_tag()})
+    return token, expires_at
+
+
+def resolve(token: str) -> tuple[User, AuthSession] | None:
+    """The live session a token names, or None if it is forged, ended, expired or orphaned."""
+    try:
+        payload = serializer().loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(payload, dict) or payload.get("tag") != auth_token_tag():
+        return None
+    session = db.session.get(AuthSession, payload.get("sid"))
+    if session is None or session.ended_at is not None or session.expires_at <= utcnow():
+        return None
+    user = db.session.get(User, session.user_id)
+    if user is None or user.suspended:
+        return None
+    return user, session
+
+
+def end_session(session: AuthSession) -> None:
+    """Log out one session."""
+    session.ended_at = utcnow()
+    db.session.commit()
+
+
+def end_user_sessions(user_id: str) -> None:
+    """End every session of a user (in the caller's transaction)."""
+    db.session.execute(
+        update(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.ended_at.is_(None))
+        .values(ended_at=utcnow())
+    )
+
+
+def init_app(app: Flask) -> None:
+    """Check the session settings at start: a bad value refuses to start."""
+    secret = jwt_secret(app)
+    if len(secret) < 12:
+        raise RuntimeError("JWT_SECRET must be at least 12 characters long")
+    parse_duration(app.config["JWT_EXPIRY"])
+    app.config["AUTHSVC_JWT_SECRET"] = secret

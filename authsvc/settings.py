@@ -1,0 +1,69 @@
+"""Instance settings: stored values over configuration defaults (SPEC §6)."""
+
+from typing import Any
+
+from flask import current_app, g
+
+from . import audit
+from .clock import iso, utcnow
+from .extensions import db
+from .models import Setting
+
+# Public setting name -> the configuration value that is its default.
+CONFIG_DEFAULTS = {
+    "enable_api_keys": "ENABLE_API_KEYS",
+    "pairing_requires_approval": "AUTHSVC_PAIRING_REQUIRES_APPROVAL",
+    "api_key_endpoint_restrictions_enabled": "ENABLE_API_KEYS_ENDPOINT_RESTRICTIONS",
+    "api_key_allowed_endpoints": "API_KEYS_ALLOWED_ENDPOINTS",
+    "challenge_ttl_seconds": "AUTHSVC_CHALLENGE_TTL",
+    "challenge_max_attempts": "AUTHSVC_CHALLENGE_MAX_ATTEMPTS",
+    "one_key_per_organization": "AUTHSVC_ONE_KEY_PER_ORGANIZATION",
+}
+FIXED_DEFAULTS: dict[str, Any] = {
+    "pairing_enabled": True,
+    "default_permissions": {"api_keys": True, "verify_keys": False},
+}
+PUBLIC = [*CONFIG_DEFAULTS, *FIXED_DEFAULTS]
+# Internal state kept in the same table, never shown or patched directly.
+INTERNAL_DEFAULTS: dict[str, Any] = {"multi_user": False, "pairing_budget_since": None}
+
+
+def defaults() -> dict[str, Any]:
+    """Every setting's value before anything was stored."""
+    values = {name: current_app.config[key] for name, key in CONFIG_DEFAULTS.items()}
+    values.update(FIXED_DEFAULTS)
+    values.update(INTERNAL_DEFAULTS)
+    return values
+
+
+def current() -> dict[str, Any]:
+    """All settings, read once per request so every worker sees changes at once."""
+    if "settings" not in g:
+        values = defaults()
+        values.update({row.name: row.value for row in db.session.scalars(db.select(Setting))})
+        g.settings = values
+    return dict(g.settings)
+
+
+def public() -> dict[str, Any]:
+    """The settings object shown by ``GET /v1/settings``."""
+    values = current()
+    return {name: values[name] for name in PUBLIC}
+
+
+def store(changes: dict[str, Any]) -> None:
+    """Write setting values into the current transaction (the caller commits)."""
+    for name, value in changes.items():
+        db.session.merge(Setting(name=name, value=value))
+    g.pop("settings", None)
+
+
+def update(changes: dict[str, Any], actor_id: str | None) -> dict[str, Any]:
+    """Merge public settings, record the change, commit and return the whole object."""
+    if changes.get("pairing_enabled") is True and not current()["pairing_enabled"]:
+        # Turning pairing on again starts a fresh failure budget.
+        changes = {**changes, "pairing_budget_since": iso(utcnow())}
+    store(changes)
+    audit.record("settings.updated", actor_id=actor_id, changes=sorted(changes))
+    db.session.commit()
+    return public()

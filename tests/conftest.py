@@ -1,0 +1,129 @@
+"""Fixtures: the real app from the factory on real databases (SQLite, and PostgreSQL if set)."""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient, FlaskCliRunner
+from flask_migrate import upgrade
+from sqlalchemy import create_engine, text
+
+from authsvc import create_app
+from authsvc.config import DEFAULTS, RENAMED
+from authsvc.extensions import db
+
+POSTGRES_URL = os.environ.get("AUTHSVC_TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
+TEST_SECRET = "test-jwt-secret-0123456789"
+
+
+def test_config(database_url: str, **overrides: Any) -> dict[str, Any]:
+    """The configuration every test app starts from."""
+    return {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        **overrides,
+    }
+
+
+def reset_postgres(url: str) -> None:
+    """Start from an empty schema so the real migrations build every table."""
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A developer's own settings never leak into a test."""
+    for name in [*DEFAULTS, *RENAMED]:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated database for the whole session, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'authsvc.sqlite3'}"
+    else:
+        assert POSTGRES_URL is not None
+        url = POSTGRES_URL
+        reset_postgres(url)
+    app = create_app(test_config(url))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return url
+
+
+def empty_tables() -> None:
+    """Delete every row, children first."""
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def make_app(database_url: str) -> Iterator[Any]:
+    """Build apps with extra configuration; their tables are emptied afterwards."""
+    built: list[Flask] = []
+
+    def build(**overrides: Any) -> Flask:
+        app = create_app(test_config(database_url, **overrides))
+        built.append(app)
+        return app
+
+    yield build
+    for app in built[:1]:
+        with app.app_context():
+            empty_tables()
+    for app in built:
+        with app.app_context():
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Any) -> Flask:
+    """The app with the test configuration."""
+    return make_app()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+def pair(client: FlaskClient, app_name: str = "Test App", **extra: Any) -> dict[str, Any]:
+    """Run the whole pairing dance as the app and the host would; return the 201 body."""
+    created = client.post("/v1/auth/challenges", json={"app_name": app_name, **extra})
+    assert created.status_code == 201, created.json
+    listing = client.get("/v1/pairing/challenges").json
+    code = next(
+        c["code"] for c in listing["data"] if c["challenge_id"] == created.json["challenge_id"]
+    )
+    redeemed = client.post(
+        "/v1/auth/api_keys", json={"challenge_id": created.json["challenge_id"], "code": code}
+    )
+    assert redeemed.status_code == 201, redeemed.json
+    return redeemed.json  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def api_key(client: FlaskClient) -> str:
+    """A key obtained by pairing."""
+    return str(pair(client)["api_key"])
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
