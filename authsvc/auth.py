@@ -179,3 +179,12 @@ def require_role(caller: Caller, role: str) -> None:
     """403 unless the caller's role is at least ``role``."""
     if users.ROLES.get(caller.user.role, 0) < users.ROLES[role]:
         raise forbidden(f"this needs the {role} role")
+
+
+def require_admin_api(role: str = "admin") -> Caller:
+    """A ``/v1/admin/*`` caller: multi-user mode only, with at least ``role``."""
+    if not users.is_multi_user():
+        raise ApiError(401, "Instance is not in Multi-User mode. Method denied.")
+    caller = require_caller()
+    require_role(caller, role)
+    return caller
