@@ -48,8 +48,11 @@ def bearer_token() -> str | None:
     return parts[1]
 
 
-def check_key(secret: str, method: str, path: str, client_ip: str | None) -> Caller:
-    """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order."""
+def check_key(secret: str, method: str, path: str | None, client_ip: str | None) -> Caller:
+    """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order.
+
+    ``path`` is None only for a verification that names no request target.
+    """
     key = keys.find_by_secret(secret)
     if key is None:
         raise unauthorized("invalid api key")
@@ -68,7 +71,7 @@ def check_key(secret: str, method: str, path: str, client_ip: str | None) -> Cal
 
 
 def check_restrictions(
-    key: ApiKey, owner: User, method: str, path: str, client_ip: str | None
+    key: ApiKey, owner: User, method: str, path: str | None, client_ip: str | None
 ) -> None:
     """The 403 rules: toggle, permission, IP, endpoints, organization."""
     values = settings.current()
@@ -78,6 +81,8 @@ def check_restrictions(
         raise forbidden("the key's owner lacks the api_keys permission")
     if key.allowed_ips is not None and not restrictions.ip_allowed(key.allowed_ips, client_ip):
         raise forbidden("client address not allowed for this api key")
+    if path is None:
+        return
     if values["api_key_endpoint_restrictions_enabled"] and not restrictions.endpoint_allowed(
         values["api_key_allowed_endpoints"], method, path
     ):

@@ -1,13 +1,14 @@
-"""API keys: creation, lookup by secret, revocation (SPEC §3)."""
+"""API keys: creation, lookup, listing, changes, rotation and revocation (SPEC §3)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, or_, select
 
-from . import audit, tokens
+from . import audit, keyfields, settings, tokens, users
 from .clock import iso, utcnow
+from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, User
 
@@ -69,8 +70,13 @@ def is_expired(key: ApiKey) -> bool:
     return key.expires_at is not None and key.expires_at <= utcnow()
 
 
-def revoke(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
-    """Revoke now (or at ``at``) and commit."""
+def is_active_clause() -> ColumnElement[bool]:
+    """SQL for "not revoked yet" (a scheduled revocation still lies ahead)."""
+    return or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > utcnow())
+
+
+def mark_revoked(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
+    """Revoke now (or at ``at``) within the current transaction."""
     key.revoked_at = at or utcnow()
     audit.record(
         "key.revoked",
@@ -79,7 +85,111 @@ def revoke(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> Non
         key_id=key.id,
         effective_at=iso(key.revoked_at),
     )
+
+
+def revoke(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
+    """Revoke now (or at ``at``) and commit; a key already revoked stays as it is."""
+    if not is_revoked(key):
+        mark_revoked(key, actor_id, at)
     db.session.commit()
+
+
+def owned_query(owner_id: str | None = None) -> Select[Any]:
+    """Keys newest first: one owner's, or everybody's."""
+    query = select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc())
+    return query if owner_id is None else query.where(ApiKey.owner_id == owner_id)
+
+
+def get_key(key_id: str, owner: User | None = None) -> ApiKey:
+    """A key by id, only among ``owner``'s when given: another user's key is 404, never 403."""
+    key = db.session.get(ApiKey, key_id)
+    if key is None or (owner is not None and key.owner_id != owner.id):
+        raise ApiError(404, "api key not found")
+    return key
+
+
+def check_organization(owner: User, organization_id: str | None) -> None:
+    """A key may only be scoped to an organization its owner belongs to."""
+    if organization_id is not None and organization_id not in users.organization_ids(owner):
+        raise ApiError(404, "organization not found")
+
+
+def require_may_create(user: User) -> None:
+    """Creating keys needs the ``api_keys`` permission."""
+    if not users.has_permission(user, "api_keys"):
+        raise ApiError(403, "you lack the api_keys permission")
+
+
+def issue_key(
+    owner: User,
+    fields: dict[str, Any],
+    created_via: str,
+    actor_id: str | None,
+    parent: ApiKey | None = None,
+) -> tuple[ApiKey, str]:
+    """Validate and create a key for ``owner``, narrowed to ``parent`` when a key asks; commit."""
+    if parent is not None:
+        fields = keyfields.inherit(parent, fields)
+        keyfields.require_within(parent, fields)
+    check_organization(owner, fields.get("organization_id"))
+    values = dict(fields)
+    key, secret = create_key(owner, values.pop("name"), created_via, actor_id=actor_id, **values)
+    if key.organization_id is not None and settings.current()["one_key_per_organization"]:
+        previous = select(ApiKey).where(
+            ApiKey.owner_id == owner.id,
+            ApiKey.organization_id == key.organization_id,
+            ApiKey.id != key.id,
+            is_active_clause(),
+        )
+        for old in db.session.scalars(previous):
+            mark_revoked(old, actor_id)
+    db.session.commit()
+    return key, secret
+
+
+def update_key(
+    key: ApiKey, changes: dict[str, Any], actor_id: str | None, parent: ApiKey | None = None
+) -> ApiKey:
+    """Apply validated changes, narrowed to ``parent`` when a key asks; commit."""
+    if parent is not None:
+        keyfields.require_within(parent, {**keyfields.fields_of(key), **changes})
+    if "organization_id" in changes:
+        check_organization(db.session.get_one(User, key.owner_id), changes["organization_id"])
+    for name, value in changes.items():
+        setattr(key, name, value)
+    audit.record(
+        "key.updated",
+        actor_id=actor_id,
+        subject_user_id=key.owner_id,
+        key_id=key.id,
+        fields=sorted(changes),
+    )
+    db.session.commit()
+    return key
+
+
+def rotate_key(
+    key: ApiKey, grace_seconds: int, actor_id: str | None, parent: ApiKey | None = None
+) -> tuple[ApiKey, str]:
+    """A new key with the same fields; the old one is revoked now or after the grace; commit."""
+    if key.revoked_at is not None:
+        raise ApiError(409, "api key already revoked")
+    fields = keyfields.fields_of(key)
+    if parent is not None:
+        keyfields.require_within(parent, fields)
+    owner = db.session.get_one(User, key.owner_id)
+    new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
+    mark_revoked(key, actor_id, utcnow() + timedelta(seconds=grace_seconds))
+    audit.record(
+        "key.rotated",
+        actor_id=actor_id,
+        subject_user_id=key.owner_id,
+        key_id=key.id,
+        new_key_id=new_key.id,
+        grace_seconds=grace_seconds,
+    )
+    db.session.commit()
+    return new_key, secret
 
 
 def key_to_dict(key: ApiKey) -> dict[str, Any]:

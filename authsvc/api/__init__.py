@@ -5,7 +5,7 @@ from flask_openapi3 import OpenAPI
 
 def register(app: OpenAPI) -> None:
     """Register every blueprint on the app."""
-    from . import host, pairing, public, whoami
+    from . import admin_keys, host, keys, pairing, public, verify, whoami
 
-    for module in (public, pairing, host, whoami):
+    for module in (public, pairing, host, whoami, keys, admin_keys, verify):
         app.register_api(module.api)

@@ -1,0 +1,107 @@
+"""Request models of the key endpoints; the checks themselves live in ``keyfields``."""
+
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    model_validator,
+)
+
+from .. import keyfields
+from ..clock import utcnow
+from .schemas import Name
+
+ExpiryTime = Annotated[
+    datetime, BeforeValidator(keyfields.parse_time), AfterValidator(keyfields.future_time)
+]
+Rule = Annotated[StrictStr, Field(max_length=256), AfterValidator(keyfields.endpoint_rule)]
+Network = Annotated[StrictStr, Field(max_length=64), AfterValidator(keyfields.network)]
+Meta = Annotated[dict[str, Any], AfterValidator(keyfields.small_meta)]
+MAX_ENTRIES = 100
+MAX_GRACE_SECONDS = 30 * 24 * 3600
+
+
+class OptionalBody(BaseModel):
+    """A body that may be left out entirely (AnythingLLM clients send none)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def empty_body(cls, data: Any) -> Any:
+        return {} if data is None else data
+
+
+class RateLimit(BaseModel):
+    requests: StrictInt = Field(ge=1, le=1_000_000_000)
+    per_seconds: StrictInt = Field(ge=1, le=365 * 24 * 3600)
+
+
+class KeyFields(OptionalBody):
+    """Fields shared by creation and change; ``organization`` is stored as ``organization_id``."""
+
+    organization: StrictStr | None = None
+    allowed_endpoints: list[Rule] | None = Field(None, max_length=MAX_ENTRIES)
+    allowed_ips: list[Network] | None = Field(None, max_length=MAX_ENTRIES)
+    rate_limit: RateLimit | None = None
+    expires_at: ExpiryTime | None = None
+    meta: Meta | None = None
+
+    def column(self, name: str) -> Any:
+        """One field as the ApiKey column stores it."""
+        if name == "rate_limit":
+            return self.rate_limit.model_dump() if self.rate_limit else None
+        if name == "meta":
+            return self.meta or {}
+        return getattr(self, "organization" if name == "organization_id" else name)
+
+
+class KeyCreate(KeyFields):
+    name: Name = "API key"
+    enabled: StrictBool = True
+    expires_in_days: StrictInt | None = Field(None, ge=1, le=36500)
+
+    @model_validator(mode="after")
+    def one_expiry(self) -> "KeyCreate":
+        if self.expires_at is not None and self.expires_in_days is not None:
+            raise ValueError("give expires_at or expires_in_days, not both")
+        return self
+
+    def fields(self) -> dict[str, Any]:
+        """The new key's columns."""
+        values = {name: self.column(name) for name in keyfields.SETTABLE}
+        if self.expires_in_days is not None:
+            values["expires_at"] = utcnow() + timedelta(days=self.expires_in_days)
+        return values
+
+
+class AdminKeyCreate(KeyCreate):
+    user_id: StrictStr
+
+
+class KeyPatch(KeyFields):
+    name: Name | None = None
+    enabled: StrictBool | None = None
+
+    @model_validator(mode="after")
+    def not_null(self) -> "KeyPatch":
+        for name in ("name", "enabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """Only the columns the client sent."""
+        sent = {
+            "organization_id" if name == "organization" else name for name in self.model_fields_set
+        }
+        return {name: self.column(name) for name in keyfields.SETTABLE if name in sent}
+
+
+class RotateBody(OptionalBody):
+    grace_seconds: StrictInt = Field(0, ge=0, le=MAX_GRACE_SECONDS)

@@ -1,0 +1,110 @@
+"""The caller's own keys (SPEC §6), with AnythingLLM's single-user names for them."""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Response, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from .. import keys, users
+from ..auth import require_caller
+from ..errors import ApiError
+from ..models import ApiKey
+from ..wire import PageQuery, no_store, page
+from .key_schemas import KeyCreate, KeyPatch, RotateBody
+from .schemas import SECURITY, IdPath, errors
+
+api = APIBlueprint("keys", __name__, abp_tags=[Tag(name="api keys")])
+ERRORS = errors(400, 401, 403, 404, 429)
+
+
+def created(key: ApiKey, secret: str) -> Response:
+    """201 with the key and, this once, its secret."""
+    response = jsonify({**keys.key_to_dict(key), "api_key": secret})
+    response.status_code = 201
+    return no_store(response)
+
+
+def single_user_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """AnythingLLM's ``/v1/system`` names belong to the owner of a single-user instance."""
+
+    @wraps(view)
+    def alias(**kwargs: Any) -> Any:
+        if users.is_multi_user():
+            raise ApiError(401, "Instance is in Multi-User mode. Method denied.")
+        return view(**kwargs)
+
+    return alias
+
+
+@api.get("/v1/api-keys", security=SECURITY, responses=ERRORS)
+def list_keys(query: PageQuery) -> dict[str, Any]:
+    """The caller's own keys, newest first."""
+    caller = require_caller()
+    return page(keys.owned_query(caller.user.id), query, keys.key_to_dict)
+
+
+@api.post("/v1/api-keys", security=SECURITY, responses=ERRORS)
+def create_key(body: KeyCreate) -> Response:
+    """Create a key for the caller; the secret is shown in this answer only."""
+    caller = require_caller()
+    keys.require_may_create(caller.user)
+    key, secret = keys.issue_key(caller.user, body.fields(), "manual", caller.user.id, caller.key)
+    return created(key, secret)
+
+
+@api.get("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+def get_key(path: IdPath) -> dict[str, Any]:
+    """One of the caller's keys."""
+    caller = require_caller()
+    return keys.key_to_dict(keys.get_key(path.id, caller.user))
+
+
+@api.patch("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+def update_key(path: IdPath, body: KeyPatch) -> dict[str, Any]:
+    """Change a key's name, state, restrictions, expiry, meta or organization."""
+    caller = require_caller()
+    key = keys.get_key(path.id, caller.user)
+    return keys.key_to_dict(keys.update_key(key, body.changes(), caller.user.id, caller.key))
+
+
+@api.delete("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+def revoke_key(path: IdPath) -> tuple[str, int]:
+    """Revoke one of the caller's keys at once."""
+    caller = require_caller()
+    keys.revoke(keys.get_key(path.id, caller.user), caller.user.id)
+    return "", 204
+
+
+@api.post("/v1/api-keys/<id>/rotate", security=SECURITY, responses={**ERRORS, **errors(409)})
+def rotate_key(path: IdPath, body: RotateBody) -> Response:
+    """Replace a key by a new secret; the old one stops now or after ``grace_seconds``."""
+    caller = require_caller()
+    keys.require_may_create(caller.user)
+    key = keys.get_key(path.id, caller.user)
+    new_key, secret = keys.rotate_key(key, body.grace_seconds, caller.user.id, caller.key)
+    return created(new_key, secret)
+
+
+api.get(
+    "/v1/system/api-keys",
+    security=SECURITY,
+    responses=ERRORS,
+    operation_id="system_list_keys",
+    endpoint="system_list_keys",
+)(single_user_only(list_keys))
+api.post(
+    "/v1/system/generate-api-key",
+    security=SECURITY,
+    responses=ERRORS,
+    operation_id="system_generate_key",
+    endpoint="system_generate_key",
+)(single_user_only(create_key))
+api.delete(
+    "/v1/system/api-key/<id>",
+    security=SECURITY,
+    responses=ERRORS,
+    operation_id="system_revoke_key",
+    endpoint="system_revoke_key",
+)(single_user_only(revoke_key))

@@ -1,0 +1,121 @@
+"""Key checks for other servers: verification for app servers, forward-auth for proxies."""
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, StrictStr
+
+from .. import keys, users
+from ..auth import check_key, forbidden, require_caller, require_key, touch
+from ..errors import ApiError
+from ..extensions import db
+from ..models import ApiKey, User
+from ..wire import no_store
+from .schemas import SECURITY, errors
+
+api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
+# check_key's 401 messages, as verification codes; its 403s and 429s map by status.
+CODES = {
+    "invalid api key": "NOT_FOUND",
+    "api key revoked": "REVOKED",
+    "api key disabled": "DISABLED",
+    "api key expired": "EXPIRED",
+}
+FORWARDED_METHOD = ("X-Forwarded-Method", "X-Original-Method")
+FORWARDED_URI = ("X-Forwarded-Uri", "X-Original-URI")
+
+
+class VerifyBody(BaseModel):
+    key: StrictStr
+    method: StrictStr = "GET"
+    path: StrictStr | None = None
+    ip: StrictStr | None = None
+
+
+def code_of(error: ApiError) -> str:
+    """The verification code for one of check_key's refusals."""
+    if error.status == 429:
+        return "RATE_LIMITED"
+    if error.status == 403:
+        return "FORBIDDEN"
+    return CODES.get(error.message, "NOT_FOUND")
+
+
+def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
+    """The answer: the key with its meta and its owner, unless it is unknown."""
+    owner = db.session.get(User, key.owner_id) if key is not None else None
+    shown = owner is not None and not owner.suspended
+    return {
+        "valid": code == "VALID",
+        "code": code,
+        "key": keys.key_to_dict(key) if key is not None and shown else None,
+        "user": users.user_to_dict(owner) if owner is not None and shown else None,
+    }
+
+
+@api.post("/v1/keys/verify", security=SECURITY, responses=errors(400, 401, 403, 429))
+def verify_key(body: VerifyBody) -> dict[str, Any]:
+    """Check a key an app server received; always 200 with a code."""
+    caller = require_caller()
+    if not users.has_permission(caller.user, "verify_keys"):
+        raise forbidden("you lack the verify_keys permission")
+    try:
+        checked = check_key(body.key, body.method, body.path, body.ip)
+    except ApiError as error:
+        code = code_of(error)
+        return verdict(code, None if code == "NOT_FOUND" else keys.find_by_secret(body.key))
+    assert checked.key is not None
+    touch(checked.key, body.ip)
+    return verdict("VALID", checked.key)
+
+
+def forwarded(names: tuple[str, ...], default: str) -> str:
+    """The first of the proxy's headers that was sent."""
+    return next((request.headers[name] for name in names if request.headers.get(name)), default)
+
+
+def forwarded_path(uri: str) -> str:
+    """The path of the original request; leading slashes collapse so no host can hide there."""
+    return "/" + uri.split("?", 1)[0].split("#", 1)[0].lstrip("/")
+
+
+@api.get(
+    "/v1/auth/forward",
+    security=SECURITY,
+    responses=errors(401, 403, 429),
+    provide_automatic_options=False,
+)
+def forward_auth() -> Response:
+    """Forward-auth for nginx auth_request and Traefik ForwardAuth."""
+    method = forwarded(FORWARDED_METHOD, request.method).upper()
+    caller = require_key(method, forwarded_path(forwarded(FORWARDED_URI, request.path)))
+    assert caller.key is not None
+    response = jsonify(
+        {
+            "authenticated": True,
+            "key": keys.key_to_dict(caller.key),
+            "user": users.user_to_dict(caller.user),
+        }
+    )
+    response.headers.update(
+        {
+            "X-Auth-User": caller.user.username,
+            "X-Auth-User-Id": caller.user.id,
+            "X-Auth-Role": caller.user.role,
+            "X-Auth-Key-Id": caller.key.id,
+            "X-Auth-Organization": caller.key.organization_id or "",
+        }
+    )
+    return no_store(response)
+
+
+# nginx may send the subrequest with the original method; OPTIONS must not pass unchecked.
+for register in (api.post, api.put, api.patch, api.delete):
+    register(
+        "/v1/auth/forward",
+        security=SECURITY,
+        doc_ui=False,
+        provide_automatic_options=False,
+        endpoint=f"forward_auth_{register.__name__}",
+    )(forward_auth)
