@@ -29,7 +29,8 @@ def created(key: ApiKey, secret: str) -> Response:
 def single_user_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """AnythingLLM's ``/v1/system`` names belong to the owner of a single-user instance."""
 
-    @wraps(view)
+    # updated=(): flask-openapi3 caches the view it builds on the function's __dict__.
+    @wraps(view, updated=())
     def alias(**kwargs: Any) -> Any:
         if users.is_multi_user():
             raise ApiError(401, "Instance is in Multi-User mode. Method denied.")

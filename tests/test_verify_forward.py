@@ -1,0 +1,142 @@
+"""Key verification for app servers and forward-auth for reverse proxies."""
+
+from datetime import timedelta
+
+import pytest
+
+from authsvc.clock import utcnow
+from tests.conftest import bearer
+from tests.keyhelpers import change_key, counts, make_key, make_org, make_user, store_settings
+
+CHANGES = {
+    "VALID": {},
+    "REVOKED": {"revoked_at": utcnow() - timedelta(seconds=1)},
+    "DISABLED": {"enabled": False},
+    "EXPIRED": {"expires_at": utcnow() - timedelta(seconds=1)},
+    "FORBIDDEN": {"allowed_ips": ["10.0.0.0/8"]},
+}
+
+
+@pytest.mark.parametrize("code", sorted(CHANGES))
+def test_verify_codes(app, client, code):
+    user_id = make_user(app)
+    key_id, secret = make_key(app, user_id, meta={"plan": "pro"})
+    change_key(app, key_id, **CHANGES[code])
+    answer = client.post("/v1/keys/verify", json={"key": secret, "ip": "192.0.2.1"})
+    assert answer.status_code == 200
+    assert answer.json["code"] == code
+    assert answer.json["valid"] is (code == "VALID")
+    assert answer.json["key"]["id"] == key_id
+    assert answer.json["key"]["meta"] == {"plan": "pro"}
+    assert answer.json["user"]["id"] == user_id
+    assert secret not in answer.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("secret", ["sk-" + "A" * 46, "garbage", "", "Bearer x"])
+def test_verify_unknown_keys(client, secret):
+    answer = client.post("/v1/keys/verify", json={"key": secret})
+    assert answer.status_code == 200
+    assert answer.json == {"valid": False, "code": "NOT_FOUND", "key": None, "user": None}
+
+
+def test_verify_hides_suspended_owners(app, client):
+    from authsvc.extensions import db
+    from authsvc.models import User
+
+    user_id = make_user(app)
+    _, secret = make_key(app, user_id)
+    with app.app_context():
+        db.session.get_one(User, user_id).suspended = True
+        db.session.commit()
+    answer = client.post("/v1/keys/verify", json={"key": secret}).json
+    assert answer == {"valid": False, "code": "NOT_FOUND", "key": None, "user": None}
+
+
+def test_verify_rate_limit_and_endpoint_rules(app, client):
+    _key_id, secret = make_key(
+        app, make_user(app), rate_limit={"requests": 1, "per_seconds": 60},
+        allowed_endpoints=["GET /v1/spaces"],
+    )  # fmt: skip
+    target = {"key": secret, "method": "POST", "path": "/v1/spaces"}
+    assert client.post("/v1/keys/verify", json=target).json["code"] == "FORBIDDEN"
+    assert client.post("/v1/keys/verify", json={"key": secret}).json["code"] == "VALID"
+    limited = client.post("/v1/keys/verify", json={"key": secret})
+    assert (limited.status_code, limited.json["code"]) == (200, "RATE_LIMITED")
+
+
+def test_verify_needs_the_verify_keys_permission(app, client):
+    plain = make_user(app)
+    _, plain_key = make_key(app, plain)
+    _, checked = make_key(app, plain)
+    refused = client.post("/v1/keys/verify", json={"key": checked}, headers=bearer(plain_key))
+    assert refused.status_code == 403 and refused.json["code"] == "forbidden"
+    verifier = make_user(app, "verifier", verify_keys=True)
+    _, verifier_key = make_key(app, verifier)
+    allowed = client.post("/v1/keys/verify", json={"key": checked}, headers=bearer(verifier_key))
+    assert allowed.json["code"] == "VALID"
+    store_settings(app, default_permissions={"api_keys": True, "verify_keys": True})
+    again = client.post("/v1/keys/verify", json={"key": checked}, headers=bearer(plain_key))
+    assert again.json["code"] == "VALID"
+
+
+@pytest.mark.parametrize("body", [{}, {"key": 5}, {"key": None}, {"key": "x", "path": 3}])
+def test_verify_bad_input(app, client, body):
+    client.get("/v1/api-keys")
+    before = counts(app)
+    answer = client.post("/v1/keys/verify", json=body)
+    assert answer.status_code == 400 and answer.json["code"] == "bad_request"
+    assert counts(app) == before
+
+
+def test_forward_auth_answers_with_identity_headers(app, client):
+    user_id = make_user(app)
+    org = make_org(app, "Team", user_id)
+    key_id, secret = make_key(app, user_id, organization_id=org)
+    answer = client.get(
+        "/v1/auth/forward",
+        headers={
+            **bearer(secret),
+            "X-Forwarded-Method": "POST",
+            "X-Forwarded-Uri": f"/v1/spaces/{org}/objects?x=1",
+        },
+    )
+    assert answer.status_code == 200
+    assert answer.headers["X-Auth-User"] == "alice"
+    assert answer.headers["X-Auth-User-Id"] == user_id
+    assert answer.headers["X-Auth-Role"] == "user"
+    assert answer.headers["X-Auth-Key-Id"] == key_id
+    assert answer.headers["X-Auth-Organization"] == org
+    _, unscoped = make_key(app, user_id)
+    plain = client.get("/v1/auth/forward", headers=bearer(unscoped))
+    assert plain.status_code == 200 and plain.headers["X-Auth-Organization"] == ""
+
+
+def test_forward_auth_nginx_headers_and_methods(app, client):
+    _key_id, secret = make_key(app, make_user(app), allowed_endpoints=["GET /app"])
+    nginx = {**bearer(secret), "X-Original-URI": "/app/page", "X-Original-Method": "GET"}
+    assert client.get("/v1/auth/forward", headers=nginx).status_code == 200
+    # nginx may pass the original method through; the forwarded one still decides.
+    assert client.post("/v1/auth/forward", headers=nginx).status_code == 200
+    posted = {**nginx, "X-Original-Method": "POST"}
+    assert client.get("/v1/auth/forward", headers=posted).status_code == 403
+    assert client.options("/v1/auth/forward", headers=nginx).status_code == 405
+
+
+def test_forward_auth_refusals(app, client):
+    missing = client.get("/v1/auth/forward", headers={"X-Forwarded-Uri": "/app"})
+    assert missing.status_code == 401
+    assert missing.headers["WWW-Authenticate"] == 'Bearer realm="authsvc"'
+    key_id, secret = make_key(app, make_user(app), rate_limit={"requests": 1, "per_seconds": 60})
+    headers = {**bearer(secret), "X-Forwarded-Uri": "/app"}
+    assert client.get("/v1/auth/forward", headers=headers).status_code == 200
+    limited = client.get("/v1/auth/forward", headers=headers)
+    assert limited.status_code == 429
+    assert {
+        "Retry-After",
+        "X-RateLimit-Limit",
+        "X-RateLimit-Remaining",
+        "X-RateLimit-Reset",
+    } <= set(limited.headers.keys())
+    change_key(app, key_id, revoked_at=utcnow())
+    revoked = client.get("/v1/auth/forward", headers=headers)
+    assert (revoked.status_code, revoked.json["message"]) == (401, "api key revoked")
