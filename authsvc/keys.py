@@ -151,6 +151,8 @@ def update_key(
     key: ApiKey, changes: dict[str, Any], actor_id: str | None, parent: ApiKey | None = None
 ) -> ApiKey:
     """Apply validated changes, narrowed to ``parent`` when a key asks; commit."""
+    if not changes:
+        return key
     if parent is not None:
         keyfields.require_within(parent, {**keyfields.fields_of(key), **changes})
     if "organization_id" in changes:

@@ -21,7 +21,7 @@ from authsvc.models import (
 def make_user(app: Flask, username: str = "alice", role: str = "user", **permissions: bool) -> str:
     """A user in the Personal organization; permissions become a group of their own."""
     with app.app_context():
-        owner = users.get_owner()
+        users.get_owner()  # creates the Personal organization on first use
         personal = db.session.scalars(
             select(Organization).where(Organization.name == "Personal")
         ).one()
@@ -35,7 +35,6 @@ def make_user(app: Flask, username: str = "alice", role: str = "user", **permiss
             db.session.flush()
             db.session.add(GroupMember(group_id=group.id, user_id=user.id))
         db.session.commit()
-        assert owner.id != user.id
         return user.id
 
 
@@ -69,6 +68,12 @@ def change_key(app: Flask, key_id: str, **values: Any) -> None:
         key = db.session.get_one(ApiKey, key_id)
         for name, value in values.items():
             setattr(key, name, value)
+        db.session.commit()
+
+
+def suspend(app: Flask, user_id: str) -> None:
+    with app.app_context():
+        db.session.get_one(User, user_id).suspended = True
         db.session.commit()
 
 

@@ -6,7 +6,15 @@ import pytest
 
 from authsvc.clock import utcnow
 from tests.conftest import bearer
-from tests.keyhelpers import change_key, counts, make_key, make_org, make_user, store_settings
+from tests.keyhelpers import (
+    change_key,
+    counts,
+    make_key,
+    make_org,
+    make_user,
+    store_settings,
+    suspend,
+)
 
 CHANGES = {
     "VALID": {},
@@ -40,14 +48,9 @@ def test_verify_unknown_keys(client, secret):
 
 
 def test_verify_hides_suspended_owners(app, client):
-    from authsvc.extensions import db
-    from authsvc.models import User
-
     user_id = make_user(app)
     _, secret = make_key(app, user_id)
-    with app.app_context():
-        db.session.get_one(User, user_id).suspended = True
-        db.session.commit()
+    suspend(app, user_id)
     answer = client.post("/v1/keys/verify", json={"key": secret}).json
     assert answer == {"valid": False, "code": "NOT_FOUND", "key": None, "user": None}
 
