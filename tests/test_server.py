@@ -1,0 +1,224 @@
+"""Against a real gunicorn: two worker processes with threads, on the test database."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from authsvc.extensions import db
+from authsvc.models import ApiKey
+from tests.conftest import TEST_SECRET, bearer
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+THREADS = 20
+START_ATTEMPTS = 200  # × (up to 0.5 s request timeout + 0.1 s pause)
+
+
+def free_port() -> int:
+    """A port nobody listens on right now, chosen by the kernel."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_environment(database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of the server and the CLI: the test database, a fixed secret."""
+    return {
+        **os.environ,
+        "AUTHSVC_DATABASE_URL": database_url,
+        "JWT_SECRET": TEST_SECRET,
+        **extra,
+    }
+
+
+def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    """Poll /health a bounded number of times; fail with the server's log if it never answers."""
+    for _ in range(START_ATTEMPTS):
+        if process.poll() is not None:
+            break
+        try:
+            if requests.get(f"{base}/health", timeout=0.5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"gunicorn did not come up on {base}:\n{log.read_text()}")
+
+
+@contextmanager
+def run_server(database_url: str, log_dir: Path, **env: str) -> Iterator[str]:
+    """Start ``gunicorn -w 2 --threads 4 app:app`` on a free loopback port; yield its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = log_dir / f"gunicorn-{port}.log"
+    gunicorn = (
+        [str(BIN / "gunicorn")]
+        if (BIN / "gunicorn").exists()
+        else [sys.executable, "-m", "gunicorn"]
+    )
+    command = [*gunicorn, "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=server_environment(database_url, **env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_up(base, process, log)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def server(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A live server on the test database; ``make_app`` empties the tables afterwards."""
+    make_app()
+    with run_server(database_url, tmp_path) as base:
+        yield base
+
+
+def all_at_once(count: int, call: Callable[[int], requests.Response]) -> list[requests.Response]:
+    """Run ``call(i)`` in ``count`` threads released together by a barrier."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            results[index] = call(index)
+        except requests.RequestException as error:  # recorded, so the test reports it
+            results[index] = error
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failed = [result for result in results if not isinstance(result, requests.Response)]
+    assert not failed, failed
+    return results
+
+
+def create_challenge(base: str, app_name: str = "Server Test") -> str:
+    created = requests.post(f"{base}/v1/auth/challenges", json={"app_name": app_name}, timeout=30)
+    assert created.status_code == 201, created.text
+    return str(created.json()["challenge_id"])
+
+
+def host_code(base: str, challenge_id: str) -> str:
+    """The code as the host sees it: loopback, no AUTH_TOKEN, so the owner path answers."""
+    listing = requests.get(f"{base}/v1/pairing/challenges", timeout=30)
+    assert listing.status_code == 200, listing.text
+    return next(c["code"] for c in listing.json()["data"] if c["challenge_id"] == challenge_id)
+
+
+def pair_live(base: str) -> dict[str, Any]:
+    challenge_id = create_challenge(base)
+    redeemed = requests.post(
+        f"{base}/v1/auth/api_keys",
+        json={"challenge_id": challenge_id, "code": host_code(base, challenge_id)},
+        timeout=30,
+    )
+    assert redeemed.status_code == 201, redeemed.text
+    return redeemed.json()  # type: ignore[no-any-return]
+
+
+def test_server_answers_with_version_header(server):
+    response = requests.get(f"{server}/health", timeout=30)
+    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.headers["Anytype-Version"] == "2025-11-08"
+
+
+def test_concurrent_redeem_yields_exactly_one_key(server, make_app):
+    challenge_id = create_challenge(server)
+    code = host_code(server, challenge_id)
+    body = {"challenge_id": challenge_id, "code": code}
+
+    responses = all_at_once(
+        THREADS, lambda _: requests.post(f"{server}/v1/auth/api_keys", json=body, timeout=60)
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses.count(201) == 1, [r.text for r in responses]
+    assert all(status < 500 for status in statuses), [r.text for r in responses]
+    losers = [response.json() for response in responses if response.status_code != 201]
+    assert all(loser["status"] in {400, 410} for loser in losers), losers
+    assert any(loser["message"] == "challenge already used" for loser in losers), losers
+    with make_app().app_context():
+        assert db.session.scalar(select(func.count()).select_from(ApiKey)) == 1
+
+
+def test_revoked_key_fails_at_once_in_every_worker(server, database_url):
+    issued = pair_live(server)
+    whoami = f"{server}/v1/auth"
+    headers = bearer(issued["api_key"])
+    for _ in range(10):  # fresh connections, so both workers have served the key
+        assert requests.get(whoami, headers=headers, timeout=30).status_code == 200
+
+    revoked = subprocess.run(
+        [str(BIN / "authsvc"), "keys", "revoke", issued["key_id"]],
+        cwd=ROOT,
+        env=server_environment(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert revoked.returncode == 0, revoked.stdout + revoked.stderr
+
+    for _ in range(40):
+        response = requests.get(whoami, headers=headers, timeout=30)
+        assert response.status_code == 401, response.text
+        assert response.json()["message"] == "api key revoked"
+        assert response.headers["Anytype-Version"] == "2025-11-08"
+
+
+def test_concurrent_challenges_succeed_or_are_limited(server):
+    responses = all_at_once(
+        THREADS,
+        lambda i: requests.post(
+            f"{server}/v1/auth/challenges", json={"app_name": f"App {i}"}, timeout=60
+        ),
+    )
+
+    statuses = [response.status_code for response in responses]
+    assert set(statuses) <= {201, 429}, [r.text for r in responses]
+    assert 201 in statuses
+    for response in responses:
+        if response.status_code == 429:
+            assert int(response.headers["Retry-After"]) >= 1
+            assert response.json()["code"] == "rate_limit_exceeded"
+
+
+@pytest.mark.xfail(
+    reason="pairing.check_pending_caps counts, then inserts, without a lock: concurrent "
+    "creations overshoot AUTHSVC_MAX_PENDING_PER_CLIENT (seen 11-16 of 10)",
+    strict=False,
+)
+def test_concurrent_challenges_respect_the_pending_cap(server):
+    responses = all_at_once(
+        THREADS,
+        lambda i: requests.post(
+            f"{server}/v1/auth/challenges", json={"app_name": f"App {i}"}, timeout=60
+        ),
+    )
+    assert [r.status_code for r in responses].count(201) <= 10
