@@ -2,15 +2,21 @@
 
 import ipaddress
 import posixpath
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
+ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 def normalize_path(raw: str) -> str:
     """Decode and collapse a path so ``..``, ``%2e`` and doubled slashes cannot escape."""
-    path = urlsplit(raw).path or "/"
+    # urlsplit would read "//host/v1/x" as a host and a path; only a full URL has a host.
+    if ABSOLUTE_URL.match(raw):
+        path = urlsplit(raw).path or "/"
+    else:
+        path = raw.split("?", 1)[0].split("#", 1)[0] or "/"
     for _ in range(3):  # undo double encoding such as %252e
         decoded = unquote(path)
         if decoded == path:
