@@ -1,6 +1,7 @@
 """The ``authsvc`` command: serve, keys and pairing, on the server's own database."""
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import click
@@ -9,10 +10,11 @@ from flask_migrate import upgrade
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import select
 
-from . import create_app, keys, pairing, users
-from .clock import utcnow
+from . import audit, create_app, keys, pairing, users
+from .clock import iso, utcnow
+from .errors import ApiError
 from .extensions import db
-from .models import ApiKey
+from .models import ApiKey, Organization, User
 
 WATCH_INTERVAL = 1.0
 
@@ -71,10 +73,31 @@ def keys_list() -> None:
 
 @keys_group.command(name="create")
 @click.argument("name")
-def keys_create(name: str) -> None:
-    """Create a key for the owner and print its secret once."""
+@click.option("--user", "username", help="Owner's username (default: the owner).")
+@click.option("--org", "organization_id", help="Scope the key to one organization id.")
+@click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire after N days.")
+@click.option("--allow", "allowed", multiple=True, help="Allowed endpoint, e.g. 'GET /v1/spaces'.")
+def keys_create(
+    name: str,
+    username: str | None,
+    organization_id: str | None,
+    expires_in_days: int | None,
+    allowed: tuple[str, ...],
+) -> None:
+    """Create a key and print its secret once."""
     users.bootstrap()
-    key, secret = keys.create_key(users.get_owner(), name, "cli")
+    owner = find_username(username) if username else users.get_owner()
+    if organization_id and db.session.get(Organization, organization_id) is None:
+        raise click.ClickException(f"no organization with id {organization_id}")
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    key, secret = keys.create_key(
+        owner,
+        name,
+        "cli",
+        organization_id=organization_id,
+        expires_at=expires_at,
+        allowed_endpoints=list(allowed) or None,
+    )
     db.session.commit()
     click.echo(f"created {key.id} ({key.display}); the secret is shown only now:")
     click.echo(secret)
@@ -125,3 +148,86 @@ def pairing_watch() -> None:
             time.sleep(WATCH_INTERVAL)
     except KeyboardInterrupt:
         pass
+
+
+def find_username(username: str) -> User:
+    """The user with this username, or a command-line error."""
+    user = db.session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise click.ClickException(f"no user named {username!r}")
+    return user
+
+
+def run_as_owner(action: Any, *args: Any) -> Any:
+    """Run a users-module action as the owner, turning its API errors into CLI errors."""
+    users.bootstrap()
+    try:
+        return action(users.get_owner(), *args)
+    except ApiError as error:
+        raise click.ClickException(error.message) from error
+
+
+@main.group(name="users")
+def users_group() -> None:
+    """Create, list, change and delete accounts."""
+
+
+@users_group.command(name="create")
+@click.argument("username")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--role", type=click.Choice(list(users.ROLES)), default="user", show_default=True)
+def users_create(username: str, password: str, role: str) -> None:
+    """Create an account."""
+    user = run_as_owner(users.create_user, username, password, role)
+    click.echo(f"created {user.id} {user.username} ({user.role})")
+
+
+@users_group.command(name="list")
+def users_list() -> None:
+    """List accounts."""
+    users.bootstrap()
+    for user in db.session.scalars(users.users_query()):
+        state = "suspended" if user.suspended else "active"
+        click.echo(f"{user.id}  {user.username}  {user.role:8}  {state}")
+
+
+@users_group.command(name="set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(list(users.ROLES)))
+def users_set_role(username: str, role: str) -> None:
+    """Change an account's role."""
+    run_as_owner(users.update_user, find_username(username), {"role": role})
+    click.echo(f"{username} is now {role}")
+
+
+@users_group.command(name="suspend")
+@click.argument("username")
+@click.option("--undo", is_flag=True, help="Lift the suspension instead.")
+def users_suspend(username: str, undo: bool) -> None:
+    """Suspend an account: its keys and sessions stop at once."""
+    run_as_owner(users.update_user, find_username(username), {"suspended": not undo})
+    click.echo(f"{username} {'reinstated' if undo else 'suspended'}")
+
+
+@users_group.command(name="delete")
+@click.argument("username")
+def users_delete(username: str) -> None:
+    """Delete an account with its keys and sessions."""
+    run_as_owner(users.delete_user, find_username(username))
+    click.echo(f"deleted {username}")
+
+
+@main.group(name="audit")
+def audit_group() -> None:
+    """Read the audit log."""
+
+
+@audit_group.command(name="tail")
+@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True)
+def audit_tail(count: int) -> None:
+    """Print the newest events, newest first."""
+    for event in db.session.scalars(audit.events_query().limit(count)):
+        click.echo(
+            f"{iso(event.created_at)}  {event.type:22}  actor={event.actor_id}"
+            f"  user={event.subject_user_id}  key={event.key_id}  ip={event.client_ip}"
+        )

@@ -6,6 +6,7 @@ from flask import current_app, g
 
 from . import audit
 from .clock import iso, utcnow
+from .errors import ApiError
 from .extensions import db
 from .models import Setting
 
@@ -56,6 +57,45 @@ def store(changes: dict[str, Any]) -> None:
     for name, value in changes.items():
         db.session.merge(Setting(name=name, value=value))
     g.pop("settings", None)
+
+
+BOOLEAN = {
+    "enable_api_keys",
+    "pairing_enabled",
+    "pairing_requires_approval",
+    "api_key_endpoint_restrictions_enabled",
+    "one_key_per_organization",
+}
+POSITIVE_INT = {"challenge_ttl_seconds", "challenge_max_attempts"}
+
+
+def check_value(name: str, value: Any) -> str | None:
+    """Why ``value`` is not acceptable for setting ``name``, or None when it is."""
+    if name in BOOLEAN:
+        return None if isinstance(value, bool) else "must be true or false"
+    if name in POSITIVE_INT:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+        return None if ok else "must be an integer of at least 1"
+    if name == "api_key_allowed_endpoints":
+        ok = isinstance(value, list) and all(isinstance(item, str) and item for item in value)
+        return None if ok else "must be a list of non-empty strings"
+    ok = isinstance(value, dict) and all(
+        key in ("api_keys", "verify_keys") and isinstance(flag, bool) for key, flag in value.items()
+    )
+    return None if ok else "must map api_keys and/or verify_keys to true or false"
+
+
+def validate(body: dict[str, Any]) -> dict[str, Any]:
+    """The known public settings of a PATCH body, type-checked (400); unknown ones ignored."""
+    changes = {name: body[name] for name in PUBLIC if name in body}
+    for name, value in changes.items():
+        problem = check_value(name, value)
+        if problem:
+            raise ApiError(400, f"bad input: {name} {problem}")
+    if "default_permissions" in changes:
+        merged = {**current()["default_permissions"], **changes["default_permissions"]}
+        changes["default_permissions"] = merged
+    return changes
 
 
 def update(changes: dict[str, Any], actor_id: str | None) -> dict[str, Any]:

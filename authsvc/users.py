@@ -3,12 +3,13 @@
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from werkzeug.security import generate_password_hash
 
-from . import settings
+from . import audit, sessions, settings
 from .clock import iso
+from .errors import ApiError
 from .extensions import db
 from .models import Group, GroupMember, Organization, OrganizationMember, User
 
@@ -88,6 +89,94 @@ def organization_ids(user: User) -> list[str]:
             select(OrganizationMember.organization_id).where(OrganizationMember.user_id == user.id)
         )
     )
+
+
+def find_user(user_id: str) -> User:
+    """The user with this id, or 404."""
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise ApiError(404, "user not found")
+    return user
+
+
+def users_query() -> Any:
+    """Every user, oldest first."""
+    return select(User).order_by(User.created_at, User.id)
+
+
+def check_may_manage(actor: User, target_role: str) -> None:
+    """Admins manage anyone; managers only ``user`` and ``manager`` accounts (else 403)."""
+    if ROLES.get(actor.role, 0) >= ROLES["admin"]:
+        return
+    if ROLES.get(actor.role, 0) < ROLES["manager"] or target_role == "admin":
+        raise ApiError(403, "managers may act only on user and manager accounts")
+
+
+def check_not_last_admin(user: User) -> None:
+    """409 when ``user`` is the last active admin."""
+    if user.role != "admin" or user.suspended:
+        return
+    others = db.session.scalar(
+        select(func.count())
+        .select_from(User)
+        .where(User.role == "admin", User.suspended.is_(False), User.id != user.id)
+    )
+    if not others:
+        raise ApiError(409, "the last active admin cannot be demoted, suspended or deleted")
+
+
+def create_user(actor: User, username: str, password: str, role: str = "user") -> User:
+    """Add an account; duplicate usernames are 409."""
+    check_may_manage(actor, role)
+    if db.session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise ApiError(409, f"username {username!r} is taken")
+    user = User(username=username, password_hash=generate_password_hash(password), role=role)
+    db.session.add(user)
+    try:
+        db.session.flush()
+    except IntegrityError as error:  # a concurrent create won the race
+        db.session.rollback()
+        raise ApiError(409, f"username {username!r} is taken") from error
+    audit.record(
+        "user.created", actor_id=actor.id, subject_user_id=user.id, username=username, role=role
+    )
+    db.session.commit()
+    return user
+
+
+def update_user(actor: User, user: User, changes: dict[str, Any]) -> User:
+    """Change ``role``, ``suspended`` and/or ``password``; suspending ends sessions."""
+    check_may_manage(actor, user.role)
+    if "role" in changes:
+        check_may_manage(actor, changes["role"])
+    demoted = changes.get("role", user.role) != "admin"
+    if demoted or changes.get("suspended") is True:
+        check_not_last_admin(user)
+    if "role" in changes:
+        user.role = changes["role"]
+    if "suspended" in changes:
+        user.suspended = changes["suspended"]
+    if "password" in changes:
+        user.password_hash = generate_password_hash(changes["password"])
+    if user.suspended or "password" in changes:
+        sessions.end_user_sessions(user.id)
+    audit.record(
+        "user.updated", actor_id=actor.id, subject_user_id=user.id, changes=sorted(changes)
+    )
+    db.session.commit()
+    return user
+
+
+def delete_user(actor: User, user: User) -> None:
+    """Delete an account; its keys, sessions and memberships go with it."""
+    check_may_manage(actor, user.role)
+    check_not_last_admin(user)
+    if user.is_owner:
+        raise ApiError(409, "the instance owner cannot be deleted")
+    sessions.end_user_sessions(user.id)
+    audit.record("user.deleted", actor_id=actor.id, subject_user_id=user.id, username=user.username)
+    db.session.delete(user)
+    db.session.commit()
 
 
 def user_to_dict(user: User) -> dict[str, Any]:

@@ -5,7 +5,18 @@ from flask_openapi3 import OpenAPI
 
 def register(app: OpenAPI) -> None:
     """Register every blueprint on the app."""
-    from . import admin_keys, host, keys, pairing, public, verify, whoami
+    from . import accounts, admin, admin_keys, host, keys, pairing, public, settings, verify, whoami
 
-    for module in (public, pairing, host, whoami, keys, admin_keys, verify):
+    for module in (
+        public,
+        pairing,
+        host,
+        whoami,
+        keys,
+        admin_keys,
+        verify,
+        accounts,
+        admin,
+        settings,
+    ):
         app.register_api(module.api)

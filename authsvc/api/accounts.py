@@ -1,0 +1,85 @@
+"""Logging in and out, the caller's own account, and the switch to multi-user mode."""
+
+from typing import Any
+
+from flask import Response, jsonify, request
+from flask_openapi3 import APIBlueprint, Tag
+from pydantic import BaseModel, Field, StrictStr
+
+from .. import audit, sessions, users
+from ..auth import require_caller
+from ..clock import iso, utcnow
+from ..errors import ApiError
+from ..extensions import db
+from ..wire import no_store
+from .schemas import SECURITY, Name, errors
+
+api = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts")])
+ERRORS = errors(400, 401, 403, 409)
+Password = Field(min_length=1, max_length=1024)
+
+
+class LoginBody(BaseModel):
+    username: StrictStr | None = Field(None, max_length=64)
+    password: StrictStr = Password
+
+
+class EnableMultiUserBody(BaseModel):
+    username: Name
+    password: StrictStr = Password
+
+
+@api.post("/v1/session", responses=ERRORS)
+def login(body: LoginBody) -> Response:
+    """Log in: a session token and an HttpOnly cookie for the web pages."""
+    user = sessions.check_credentials(body.username, body.password)
+    token, expires_at = sessions.start_session(user)
+    response = jsonify(
+        {"token": token, "expires_at": iso(expires_at), "user": users.user_to_dict(user)}
+    )
+    response.set_cookie(
+        sessions.COOKIE,
+        token,
+        max_age=int((expires_at - utcnow()).total_seconds()),
+        httponly=True,
+        samesite="Strict",
+        secure=request.is_secure,
+    )
+    return no_store(response)
+
+
+@api.delete("/v1/session", security=SECURITY, responses=ERRORS)
+def logout() -> Response:
+    """Log out: end this session only."""
+    caller = require_caller(allow_keys=False)
+    if caller.session is None:
+        raise ApiError(400, "no session to end: log in with POST /v1/session")
+    sessions.end_session(caller.session)
+    response = jsonify({"ended": True})
+    response.delete_cookie(sessions.COOKIE, httponly=True, samesite="Strict")
+    return response
+
+
+@api.get("/v1/me", security=SECURITY, responses=ERRORS)
+def me() -> dict[str, Any]:
+    """The caller's own user."""
+    return users.user_to_dict(require_caller().user)
+
+
+@api.post("/v1/system/enable-multi-user", security=SECURITY, responses=ERRORS)
+def enable_multi_user(body: EnableMultiUserBody) -> dict[str, Any]:
+    """Turn on multi-user mode; the owner becomes this admin. One way."""
+    caller = require_caller()
+    if users.is_multi_user():
+        raise ApiError(409, "the instance is already in multi-user mode")
+    if not caller.user.is_owner:
+        raise ApiError(403, "only the owner may enable multi-user mode")
+    owner = users.enable_multi_user(body.username, body.password)
+    audit.record(
+        "user.updated",
+        actor_id=owner.id,
+        subject_user_id=owner.id,
+        changes=["multi_user", "password", "role", "username"],
+    )
+    db.session.commit()
+    return {"multi_user": True, "user": users.user_to_dict(owner)}
