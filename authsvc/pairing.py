@@ -143,11 +143,17 @@ def spend_failure_budget(now: datetime) -> None:
     since = now - BUDGET_WINDOW
     if values["pairing_budget_since"]:
         since = max(since, datetime.fromisoformat(values["pairing_budget_since"].rstrip("Z")))
-    failures = db.session.scalar(
-        select(func.count())
-        .select_from(AuditEvent)
-        .where(AuditEvent.type == "pairing.failed", AuditEvent.created_at >= since)
+    counted = select(func.count()).where(
+        AuditEvent.type == "pairing.failed", AuditEvent.created_at >= since
     )
+    # ``pairing_budget_since`` has whole seconds only; failures before the last lock must not
+    # count against the fresh budget that turning pairing on again starts.
+    last_lock = db.session.scalar(
+        select(func.max(AuditEvent.id)).where(AuditEvent.type == "pairing.locked")
+    )
+    if last_lock is not None:
+        counted = counted.where(AuditEvent.id > last_lock)
+    failures = db.session.scalar(counted)
     budget = current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]
     if failures is not None and failures >= budget and values["pairing_enabled"]:
         settings.store({"pairing_enabled": False})

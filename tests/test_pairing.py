@@ -11,6 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
+from authsvc import settings
 from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent, Challenge
 from authsvc.tokens import is_well_formed
@@ -605,3 +606,24 @@ def test_concurrent_exchanges_yield_one_key(app, client):
         thread.join()
     assert sorted(statuses) == [201, 410, 410, 410]
     assert count(app, ApiKey) == 1
+
+
+def test_turning_pairing_on_again_starts_a_fresh_budget(make_app):
+    app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=3)
+    client = app.test_client()
+    challenge_id = create(client)
+    code = code_of(app, challenge_id)
+    for _ in range(3):
+        redeem(client, challenge_id, wrong(code))
+    assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
+    with app.app_context():
+        settings.update({"pairing_enabled": True}, actor_id=None)
+    # The old failures no longer count: two more wrong codes leave pairing on.
+    for _ in range(2):
+        assert_error(redeem(client, challenge_id, wrong(code)), 400, "bad_request", "invalid code")
+    assert len(events(app, "pairing.locked")) == 1
+    assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 201
+    other = create(client)
+    redeem(client, other, wrong(code_of(app, other)))
+    assert len(events(app, "pairing.locked")) == 2
+    assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
