@@ -627,3 +627,16 @@ def test_turning_pairing_on_again_starts_a_fresh_budget(make_app):
     redeem(client, other, wrong(code_of(app, other)))
     assert len(events(app, "pairing.locked")) == 2
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
+
+
+def test_pairing_audit_events(app, client):
+    issued = pair(client, "Audited")
+    (created,) = events(app, "challenge.created")
+    (succeeded,) = events(app, "pairing.succeeded")
+    (key_created,) = events(app, "key.created")
+    for event in (created, succeeded):
+        assert event.actor_id is None  # an app pairing: nobody is logged in
+        assert event.client_ip == "127.0.0.1"
+    assert succeeded.key_id == issued["key_id"] == key_created.key_id
+    assert key_created.details["created_via"] == "pairing"
+    assert created.details["app_name"] == "Audited"

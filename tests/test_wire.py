@@ -149,7 +149,16 @@ def test_body_just_under_64_kb_is_accepted(client):
 
 @pytest.mark.parametrize(
     "name",
-    ["Café Notes", "日本語のアプリ", "Émile’s 📝 app", "a" * 64, "  padded  ", "\tTabbed App\t"],
+    [
+        "Café Notes",
+        "日本語のアプリ",
+        "Émile’s 📝 app",
+        "a" * 64,
+        "日" * 64,
+        "📝" * 64,
+        "  padded  ",
+        "\tTabbed App\t",
+    ],
 )
 def test_printable_app_names_accepted(app, client, name):
     response = client.post("/v1/auth/challenges", json={"app_name": name})
