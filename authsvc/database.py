@@ -27,6 +27,18 @@ def enable_sqlite_foreign_keys(connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def serialize(name: str) -> None:
+    """Hold a lock until the current transaction ends, so check-then-insert cannot race.
+
+    PostgreSQL takes a transaction-scoped advisory lock; SQLite takes its database write
+    lock, which any write statement does, even one that matches no row.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    else:
+        db.session.execute(text("UPDATE settings SET name = name WHERE 0 = 1"))
+
+
 def is_reachable() -> bool:
     """Whether a trivial query succeeds."""
     try:

@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select, true, update
 
 from . import audit, keys, settings, users
 from .clock import epoch, iso, utcnow
+from .database import serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, AuditEvent, Challenge, User
@@ -71,6 +72,7 @@ def check_pending_caps(client_ip: str | None, now: datetime) -> None:
 def issue_challenge(app_name: str, client_ip: str | None, code_challenge: str | None) -> Challenge:
     """Create a challenge with a fresh 4-digit code and tell the host about it."""
     require_pairing_enabled()
+    serialize("challenge-creation")  # the caps below count, then insert
     now = utcnow()
     check_pending_caps(client_ip, now)
     values = settings.current()

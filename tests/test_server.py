@@ -209,11 +209,6 @@ def test_concurrent_challenges_succeed_or_are_limited(server):
             assert response.json()["code"] == "rate_limit_exceeded"
 
 
-@pytest.mark.xfail(
-    reason="pairing.check_pending_caps counts, then inserts, without a lock: concurrent "
-    "creations overshoot AUTHSVC_MAX_PENDING_PER_CLIENT (seen 11-16 of 10)",
-    strict=False,
-)
 def test_concurrent_challenges_respect_the_pending_cap(server):
     responses = all_at_once(
         THREADS,
