@@ -35,6 +35,12 @@ class Server(BaseApplication):
         return self.application
 
 
+def close_database() -> None:
+    """Give back the session's connection, then close the pool (one app per command)."""
+    db.session.remove()
+    db.engine.dispose()
+
+
 @click.group()
 @click.pass_context
 def main(ctx: click.Context) -> None:
@@ -42,6 +48,8 @@ def main(ctx: click.Context) -> None:
     app = create_app()
     ctx.obj = app
     ctx.with_resource(app.app_context())
+    # Runs first (last registered), inside the app context: close pooled connections.
+    ctx.call_on_close(close_database)
 
 
 @main.command()

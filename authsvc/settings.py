@@ -5,7 +5,7 @@ from typing import Any
 from flask import current_app, g
 
 from . import audit
-from .clock import iso, utcnow
+from .clock import utcnow
 from .errors import ApiError
 from .extensions import db
 from .models import Setting
@@ -102,7 +102,7 @@ def update(changes: dict[str, Any], actor_id: str | None) -> dict[str, Any]:
     """Merge public settings, record the change, commit and return the whole object."""
     if changes.get("pairing_enabled") is True and not current()["pairing_enabled"]:
         # Turning pairing on again starts a fresh failure budget.
-        changes = {**changes, "pairing_budget_since": iso(utcnow())}
+        changes = {**changes, "pairing_budget_since": utcnow().isoformat() + "Z"}
     store(changes)
     audit.record("settings.updated", actor_id=actor_id, changes=sorted(changes))
     db.session.commit()

@@ -69,9 +69,9 @@ def me() -> dict[str, Any]:
 @api.post("/v1/system/enable-multi-user", security=SECURITY, responses=ERRORS)
 def enable_multi_user(body: EnableMultiUserBody) -> dict[str, Any]:
     """Turn on multi-user mode; the owner becomes this admin. One way."""
-    caller = require_caller()
     if users.is_multi_user():
         raise ApiError(409, "the instance is already in multi-user mode")
+    caller = require_caller()
     if not caller.user.is_owner:
         raise ApiError(403, "only the owner may enable multi-user mode")
     owner = users.enable_multi_user(body.username, body.password)
