@@ -7,10 +7,10 @@ from datetime import timedelta
 from flask import current_app, g, request
 from limits import RateLimitItemPerSecond
 
-from . import keys, restrictions, sessions, settings, users
-from .clock import epoch, utcnow
+from . import keys, ratelimits, restrictions, sessions, settings, users
+from .clock import utcnow
 from .errors import ApiError
-from .extensions import db, limiter
+from .extensions import db
 from .models import ApiKey, AuthSession, User
 
 REALM = 'Bearer realm="authsvc"'
@@ -108,21 +108,7 @@ def check_rate_limit(key: ApiKey) -> None:
     if not key.rate_limit:
         return
     item = RateLimitItemPerSecond(key.rate_limit["requests"], key.rate_limit["per_seconds"])
-    if limiter.limiter.hit(item, "api-key", key.id):
-        return
-    reset_at, _remaining = limiter.limiter.get_window_stats(item, "api-key", key.id)
-    retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
-    raise ApiError(
-        429,
-        "rate limit exceeded for this api key",
-        headers={
-            "Retry-After": str(retry_after),
-            "X-RateLimit-Limit": str(item.amount),
-            "X-RateLimit-Remaining": "0",
-            "X-RateLimit-Reset": str(int(reset_at)),
-        },
-        retry_after=retry_after,
-    )
+    ratelimits.enforce([item], "rate limit exceeded for this api key", "api-key", key.id)
 
 
 def touch(key: ApiKey, client_ip: str | None) -> None:

@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, jsonify
+from flask import Flask, Response, jsonify
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -60,9 +60,6 @@ def error_response(
     response = jsonify(body)
     response.status_code = status
     response.headers.update(headers or {})
-    if headers and has_request_context():
-        # Flask-Limiter appends its own rate-limit headers later; wire restores these.
-        g.error_headers = dict(headers)
     return response
 
 

@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, request
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
 
@@ -38,13 +38,6 @@ def add_version_header(response: Response) -> Response:
     return response
 
 
-def restore_error_headers(response: Response) -> Response:
-    """An error's own headers win: Flask-Limiter appends a second, conflicting set."""
-    for name, value in g.pop("error_headers", {}).items():
-        response.headers[name] = value
-    return response
-
-
 def no_store(response: Response) -> Response:
     """Mark a response that carries a secret as never to be cached."""
     response.headers["Cache-Control"] = "no-store"
@@ -75,6 +68,3 @@ def init_app(app: Flask) -> None:
     """Install the body parser and the version header."""
     app.before_request(parse_json_body)
     app.after_request(add_version_header)
-    # After-request functions run in reverse order of registration; this one must run last,
-    # after Flask-Limiter's header injection (registered earlier, by the extensions).
-    app.after_request_funcs.setdefault(None, []).insert(0, restore_error_headers)

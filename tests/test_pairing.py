@@ -475,6 +475,26 @@ def test_creation_rate_limit(make_app):
     assert count(app, Challenge) == 4
 
 
+@pytest.mark.parametrize(
+    ("path", "kwargs"),
+    [
+        ("/v1/auth/challenges", {"data": "{not json"}),
+        ("/v1/auth/challenges", {"json": {"app_name": ""}}),
+        ("/v1/auth/display_code", {}),
+    ],
+)
+def test_malformed_creations_count_toward_the_rate_limit(make_app, path, kwargs):
+    app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    for _ in range(2):
+        assert client.post(path, **kwargs).status_code == 400
+    limited = client.post("/v1/auth/challenges", json={"app_name": "Valid"})
+    assert_error(limited, 429, "rate_limit_exceeded")
+    assert limited.headers["X-RateLimit-Limit"] == "2"
+    assert int(limited.headers["Retry-After"]) >= 1
+    assert count(app, Challenge) == 0
+
+
 def test_refused_creations_count_toward_the_rate_limit(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="3 per minute", AUTHSVC_MAX_PENDING_PER_CLIENT=1)
     client = app.test_client()

@@ -20,3 +20,5 @@ def register(app: OpenAPI) -> None:
         settings,
     ):
         app.register_api(module.api)
+    # First of all before-request hooks: the creation limit counts even unparsable bodies.
+    app.before_request_funcs.setdefault(None, []).insert(0, pairing.count_challenge_creation)

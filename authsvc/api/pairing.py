@@ -6,9 +6,8 @@ from flask import Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
-from .. import pairing
+from .. import pairing, ratelimits
 from ..clock import iso
-from ..extensions import limiter
 from ..wire import no_store
 from .schemas import Name, errors
 
@@ -16,11 +15,23 @@ api = APIBlueprint("pairing", __name__, abp_tags=[Tag(name="pairing")])
 ERRORS = errors(400, 403, 404, 410)
 
 
-def creation_limit() -> str:
-    return str(current_app.config["AUTHSVC_CHALLENGE_RATE_LIMIT"])
+CREATION_ENDPOINTS = {"pairing.create_challenge", "pairing.display_code"}
 
 
-challenge_rate_limit = limiter.shared_limit(creation_limit, scope="challenges")
+def count_challenge_creation() -> None:
+    """Every creation request counts toward the per-client limit, refused ones included.
+
+    It runs before the body is parsed or validated, so malformed requests count too.
+    """
+    if request.endpoint in CREATION_ENDPOINTS:
+        limits = ratelimits.parse(current_app.config["AUTHSVC_CHALLENGE_RATE_LIMIT"])
+        client = request.remote_addr or "unknown"
+        ratelimits.enforce(
+            limits,
+            "rate limit exceeded: too many challenges from this client",
+            "challenges",
+            client,
+        )
 
 
 class ChallengeBody(BaseModel):
@@ -61,7 +72,6 @@ def normalize_code(code: str | int) -> str:
 
 
 @api.post("/v1/auth/challenges", responses={201: ChallengeCreated, **ERRORS, **errors(429)})
-@challenge_rate_limit
 def create_challenge(body: ChallengeBody) -> tuple[dict[str, Any], int]:
     """Start pairing: the host is shown a 4-digit code for this app."""
     challenge = pairing.issue_challenge(body.app_name, request.remote_addr, body.code_challenge)
@@ -82,7 +92,6 @@ def create_api_key(body: RedeemBody) -> Response:
 
 
 @api.post("/v1/auth/display_code", responses={200: ChallengeCreated, **ERRORS, **errors(429)})
-@challenge_rate_limit
 def display_code(query: DisplayCodeQuery) -> dict[str, Any]:
     """Legacy (2025-04-22) start of pairing."""
     challenge = pairing.issue_challenge(query.app_name, request.remote_addr, None)

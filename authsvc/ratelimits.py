@@ -1,0 +1,32 @@
+"""Rate limits counted in Flask-Limiter's storage (memory, or Redis shared by workers)."""
+
+from limits import RateLimitItem, parse_many
+
+from .clock import epoch, utcnow
+from .errors import ApiError
+from .extensions import limiter
+
+
+def enforce(items: list[RateLimitItem], message: str, *identifiers: str) -> None:
+    """Count one hit against each limit; 429 with the SPEC §1 headers when one is over."""
+    for item in items:
+        if limiter.limiter.hit(item, *identifiers):
+            continue
+        reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
+        retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
+        raise ApiError(
+            429,
+            message,
+            headers={
+                "Retry-After": str(retry_after),
+                "X-RateLimit-Limit": str(item.amount),
+                "X-RateLimit-Remaining": "0",
+                "X-RateLimit-Reset": str(int(reset_at)),
+            },
+            retry_after=retry_after,
+        )
+
+
+def parse(limits: str) -> list[RateLimitItem]:
+    """Flask-Limiter's syntax, such as ``30 per minute`` or ``5/second;100/hour``."""
+    return list(parse_many(limits))
