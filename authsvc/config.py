@@ -66,7 +66,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
     database = os.path.join(app.instance_path, "authsvc.sqlite3")
     app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{database}"
     if test_config is None:
-        app.config.from_pyfile("config.py", silent=True)
+        app.config.from_pyfile(os.path.join(app.instance_path, "config.py"), silent=True)
     load_environment(app)
     if test_config is not None:
         app.config.from_mapping(test_config)
