@@ -6,11 +6,12 @@ import os
 import re
 import secrets
 from datetime import datetime, timedelta
+from functools import cache
 
 from flask import Flask, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
-from werkzeug.security import check_password_hash
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from . import audit, users
 from .clock import utcnow
@@ -61,13 +62,19 @@ def auth_token_tag() -> str:
     return hmac.new(key, password.encode(), hashlib.sha256).hexdigest()[:16]
 
 
+@cache
+def dummy_hash() -> str:
+    """A password hash to check against when the username is unknown."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def check_credentials(username: str | None, password: str) -> User:
     """The user these credentials belong to, or 401."""
     if users.is_multi_user():
         user = db.session.scalar(select(User).where(User.username == (username or "")))
-        valid = bool(
-            user and user.password_hash and check_password_hash(user.password_hash, password)
-        )
+        # Hash even for unknown users, so timing does not reveal which usernames exist.
+        stored = user.password_hash if user and user.password_hash else dummy_hash()
+        valid = check_password_hash(stored, password) and bool(user and user.password_hash)
     else:
         expected = current_app.config["AUTH_TOKEN"]
         if not expected:

@@ -220,3 +220,31 @@ def test_organizations_and_membership(app, client, admin):
     with app.app_context():
         events = db.session.query(AuditEvent).filter_by(type="organization.changed").count()
     assert events == 5
+
+
+def test_suspending_or_deleting_stops_keys_at_once(client, admin):
+    bob = make_user(client, admin, "bob")
+    carol = make_user(client, admin, "carol")
+    secrets = {}
+    for user in (bob, carol):
+        issued = client.post(
+            "/v1/admin/api-keys", json={"name": "k", "user_id": user["id"]}, headers=admin
+        )
+        assert issued.status_code == 201, issued.json
+        secrets[user["username"]] = issued.json["api_key"]
+    for name in secrets:
+        assert client.get("/v1/auth", headers=bearer(secrets[name])).status_code == 200
+    client.patch(f"/v1/admin/users/{bob['id']}", json={"suspended": True}, headers=admin)
+    client.delete(f"/v1/admin/users/{carol['id']}", headers=admin)
+    for name in secrets:
+        response = client.get("/v1/auth", headers=bearer(secrets[name]))
+        assert response.status_code == 401 and response.json["message"] == "invalid api key"
+
+
+def test_admin_api_key_manages_users(client, admin):
+    me = client.get("/v1/me", headers=admin).json
+    issued = client.post("/v1/api-keys", json={"name": "admin tool"}, headers=admin)
+    assert issued.status_code == 201, issued.json
+    key = bearer(issued.json["api_key"])
+    assert client.get("/v1/me", headers=key).json["id"] == me["id"]
+    assert make_user(client, key, "dave")["username"] == "dave"
