@@ -248,3 +248,60 @@ def test_admin_api_key_manages_users(client, admin):
     key = bearer(issued.json["api_key"])
     assert client.get("/v1/me", headers=key).json["id"] == me["id"]
     assert make_user(client, key, "dave")["username"] == "dave"
+
+
+def test_readme_walkthrough(client):
+    """The admin walk-through of the README, step by step."""
+    assert enable(client, "admin", "change-me-now").status_code == 200
+    admin = bearer(login(client, "admin", "change-me-now").json["token"])
+    client.patch("/v1/settings", json={"default_permissions": {"api_keys": False}}, headers=admin)
+    bob = client.post(
+        "/v1/admin/users", json={"username": "bob", "password": "bob-password"}, headers=admin
+    ).json
+    group = client.post(
+        "/v1/admin/groups",
+        json={"name": "developers", "permissions": {"api_keys": True}},
+        headers=admin,
+    ).json
+    client.post(
+        f"/v1/admin/groups/{group['id']}/members", json={"user_id": bob["id"]}, headers=admin
+    )
+    team = client.post("/v1/admin/organizations", json={"name": "Team"}, headers=admin).json
+    client.post(
+        f"/v1/admin/organizations/{team['id']}/members", json={"user_id": bob["id"]}, headers=admin
+    )
+    session = bearer(login(client, "bob", "bob-password").json["token"])
+    created = client.post(
+        "/v1/api-keys",
+        json={
+            "name": "reader",
+            "allowed_endpoints": ["GET /v1/spaces"],
+            "organization": team["id"],
+        },
+        headers=session,
+    )
+    assert created.status_code == 201, created.json
+    key = bearer(created.json["api_key"])
+    spaces = client.get("/v1/spaces", headers=key).json["data"]
+    assert [space["name"] for space in spaces] == ["Team"]
+    assert client.get("/v1/auth", headers=key).status_code == 403
+    rotated = client.post(
+        f"/v1/api-keys/{created.json['id']}/rotate", json={"grace_seconds": 300}, headers=session
+    )
+    assert rotated.status_code == 201
+    new_key = bearer(rotated.json["api_key"])
+    assert client.get("/v1/spaces", headers=key).status_code == 200  # still in its grace
+    assert client.get("/v1/spaces", headers=new_key).status_code == 200
+    assert client.delete(f"/v1/api-keys/{rotated.json['id']}", headers=session).status_code == 204
+    assert client.get("/v1/spaces", headers=new_key).json["message"] == "api key revoked"
+    types = [e["type"] for e in client.get("/v1/audit", headers=admin).json["data"]]
+    for expected in (
+        "key.revoked",
+        "key.rotated",
+        "key.created",
+        "login.succeeded",
+        "organization.changed",
+        "group.changed",
+        "user.created",
+    ):
+        assert expected in types
