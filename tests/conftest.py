@@ -19,7 +19,7 @@ BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
 TEST_SECRET = "test-jwt-secret-0123456789"
 
 
-def test_config(database_url: str, **overrides: Any) -> dict[str, Any]:
+def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
     """The configuration every test app starts from."""
     return {
         "TESTING": True,
@@ -55,7 +55,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         assert POSTGRES_URL is not None
         url = POSTGRES_URL
         reset_postgres(url)
-    app = create_app(test_config(url))
+    app = create_app(base_config(url))
     with app.app_context():
         upgrade()
         db.engine.dispose()
@@ -75,7 +75,7 @@ def make_app(database_url: str) -> Iterator[Any]:
     built: list[Flask] = []
 
     def build(**overrides: Any) -> Flask:
-        app = create_app(test_config(database_url, **overrides))
+        app = create_app(base_config(database_url, **overrides))
         built.append(app)
         return app
 

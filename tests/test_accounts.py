@@ -126,7 +126,7 @@ def test_jwt_expiry(make_app):
 @pytest.mark.parametrize("secret", ["short", "elevenchars"])
 def test_short_jwt_secret_refused(database_url, secret):
     with pytest.raises(RuntimeError, match="at least 12"):
-        create_app(conftest.test_config(database_url, JWT_SECRET=secret))
+        create_app(conftest.base_config(database_url, JWT_SECRET=secret))
 
 
 def test_suspended_and_deleted_users_sessions_401(client, admin_token):

@@ -261,7 +261,7 @@ def test_health(client, path):
 )
 @pytest.mark.parametrize("path", ["/health", "/health/"])
 def test_health_when_the_database_is_unreachable(tmp_path, url, path):
-    app = create_app(conftest.test_config(url.format(tmp=tmp_path)))
+    app = create_app(conftest.base_config(url.format(tmp=tmp_path)))
     try:
         response = app.test_client().get(path)
         assert_error_shape(response, 503, "service_unavailable")
