@@ -1,13 +1,16 @@
 """Database engine settings and the health probe."""
 
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from .errors import ApiError
 from .extensions import db
+
+T = TypeVar("T")
 
 
 def engine_options(uri: str) -> dict[str, Any]:
@@ -25,6 +28,14 @@ def enable_sqlite_foreign_keys(connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+def get_or_404(model: type[T], object_id: str, what: str) -> T:
+    """The row of ``model`` with this primary key, or 404 ``<what> not found``."""
+    row = db.session.get(model, object_id)
+    if row is None:
+        raise ApiError(404, f"{what} not found")
+    return row
 
 
 def serialize(name: str) -> None:

@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import audit, membership
-from .errors import ApiError
+from .database import get_or_404
 from .extensions import db
 from .models import Group, GroupMember
 
@@ -14,10 +14,7 @@ EVENT = "group.changed"
 
 def find_group(group_id: str) -> Group:
     """The group with this id, or 404."""
-    group = db.session.get(Group, group_id)
-    if group is None:
-        raise ApiError(404, "group not found")
-    return group
+    return get_or_404(Group, group_id, "group")
 
 
 def groups_query() -> Any:

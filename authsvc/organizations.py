@@ -5,7 +5,7 @@ from typing import Any
 from sqlalchemy import select
 
 from . import audit, membership
-from .errors import ApiError
+from .database import get_or_404
 from .extensions import db
 from .models import Organization, OrganizationMember
 
@@ -14,10 +14,7 @@ EVENT = "organization.changed"
 
 def find_organization(organization_id: str) -> Organization:
     """The organization with this id, or 404."""
-    organization = db.session.get(Organization, organization_id)
-    if organization is None:
-        raise ApiError(404, "organization not found")
-    return organization
+    return get_or_404(Organization, organization_id, "organization")
 
 
 def organizations_query() -> Any:

@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, select, true, update
 
 from . import audit, keys, settings, users
 from .clock import epoch, iso, utcnow
-from .database import serialize
+from .database import get_or_404, serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, AuditEvent, Challenge, User
@@ -173,9 +173,7 @@ def redeem_challenge(
     require_pairing_enabled()
     if not challenge_id or not code:
         raise ApiError(400, "bad input: challenge_id or code is empty")
-    challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None:
-        raise ApiError(404, "challenge not found")
+    challenge = get_challenge(challenge_id)
     now = utcnow()
     raise_if_finished(challenge, now)
     if challenge.code_challenge and not verifier_matches(challenge.code_challenge, code_verifier):
@@ -206,10 +204,7 @@ def redeem_challenge(
 
 def get_challenge(challenge_id: str) -> Challenge:
     """A challenge by id, or 404."""
-    challenge = db.session.get(Challenge, challenge_id)
-    if challenge is None:
-        raise ApiError(404, "challenge not found")
-    return challenge
+    return get_or_404(Challenge, challenge_id, "challenge")
 
 
 def finish_by_host(challenge_id: str, actor: User, **values: Any) -> Challenge:

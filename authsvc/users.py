@@ -9,6 +9,7 @@ from werkzeug.security import generate_password_hash
 
 from . import audit, sessions, settings
 from .clock import iso
+from .database import get_or_404
 from .errors import ApiError
 from .extensions import db
 from .models import Group, GroupMember, Organization, OrganizationMember, User
@@ -93,10 +94,7 @@ def organization_ids(user: User) -> list[str]:
 
 def find_user(user_id: str) -> User:
     """The user with this id, or 404."""
-    user = db.session.get(User, user_id)
-    if user is None:
-        raise ApiError(404, "user not found")
-    return user
+    return get_or_404(User, user_id, "user")
 
 
 def users_query() -> Any:

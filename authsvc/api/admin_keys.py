@@ -7,7 +7,6 @@ from flask_openapi3 import APIBlueprint, Tag
 
 from .. import keys, users
 from ..auth import require_admin_api
-from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiKey, User
 from ..wire import PageQuery, page
@@ -38,9 +37,7 @@ def admin_list_keys(query: PageQuery) -> dict[str, Any]:
 def admin_create_key(body: AdminKeyCreate) -> Response:
     """Issue a key for a user; the secret is shown in this answer only."""
     caller = require_admin_api()
-    owner = db.session.get(User, body.user_id)
-    if owner is None:
-        raise ApiError(404, "user not found")
+    owner = users.find_user(body.user_id)
     key, secret = keys.issue_key(owner, body.fields(), "admin", caller.user.id, caller.key)
     return created(key, secret)
 
