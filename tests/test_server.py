@@ -192,6 +192,22 @@ def test_revoked_key_fails_at_once_in_every_worker(server, database_url):
         assert response.headers["Anytype-Version"] == "2025-11-08"
 
 
+def test_instance_toggle_takes_effect_at_once_in_every_worker(server):
+    issued = pair_live(server)
+    whoami = f"{server}/v1/auth"
+    headers = bearer(issued["api_key"])
+    settings_url = f"{server}/v1/settings"  # loopback owner: no login while AUTH_TOKEN is unset
+    for enabled, status in [(False, 403), (True, 200)]:
+        patched = requests.patch(settings_url, json={"enable_api_keys": enabled}, timeout=30)
+        assert patched.status_code == 200, patched.text
+        for _ in range(40):  # fresh connections, answered by both workers
+            response = requests.get(whoami, headers=headers, timeout=30)
+            assert response.status_code == status, response.text
+        if status == 403:
+            assert response.json()["message"] == "api keys are disabled on this instance"
+            assert "insufficient_scope" in response.headers["WWW-Authenticate"]
+
+
 def test_concurrent_challenges_succeed_or_are_limited(server):
     responses = all_at_once(
         THREADS,
