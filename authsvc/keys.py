@@ -8,6 +8,7 @@ from sqlalchemy import ColumnElement, Select, or_, select
 
 from . import audit, keyfields, settings, tokens, users
 from .clock import iso, utcnow
+from .database import serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, User
@@ -132,9 +133,13 @@ def issue_key(
         fields = keyfields.inherit(parent, fields)
         keyfields.require_within(parent, fields)
     check_organization(owner, fields.get("organization_id"))
+    one_per_organization = settings.current()["one_key_per_organization"]
+    if fields.get("organization_id") and one_per_organization:
+        # Two racing creations must not both survive: the second waits, then revokes the first.
+        serialize(f"one-key:{owner.id}:{fields['organization_id']}")
     values = dict(fields)
     key, secret = create_key(owner, values.pop("name"), created_via, actor_id=actor_id, **values)
-    if key.organization_id is not None and settings.current()["one_key_per_organization"]:
+    if key.organization_id is not None and one_per_organization:
         previous = select(ApiKey).where(
             ApiKey.owner_id == owner.id,
             ApiKey.organization_id == key.organization_id,

@@ -208,6 +208,26 @@ def test_instance_toggle_takes_effect_at_once_in_every_worker(server):
             assert "insufficient_scope" in response.headers["WWW-Authenticate"]
 
 
+def test_one_key_per_organization_survives_concurrent_creation(server):
+    issued = pair_live(server)
+    spaces = requests.get(f"{server}/v1/spaces", headers=bearer(issued["api_key"]), timeout=30)
+    personal = spaces.json()["data"][0]["id"]
+    patched = requests.patch(
+        f"{server}/v1/settings", json={"one_key_per_organization": True}, timeout=30
+    )
+    assert patched.status_code == 200, patched.text
+    responses = all_at_once(
+        10,
+        lambda i: requests.post(
+            f"{server}/v1/api-keys", json={"name": f"k{i}", "organization": personal}, timeout=60
+        ),
+    )
+    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
+    listed = requests.get(f"{server}/v1/api-keys", timeout=30).json()["data"]
+    active = [k for k in listed if k["organization"] == personal and k["revoked_at"] is None]
+    assert len(active) == 1, active
+
+
 def test_concurrent_challenges_succeed_or_are_limited(server):
     responses = all_at_once(
         THREADS,
