@@ -9,12 +9,19 @@ from .extensions import limiter
 
 def enforce(items: list[RateLimitItem], message: str, *identifiers: str) -> None:
     """Count one hit against each limit; 429 with the SPEC §1 headers when one is over."""
+    error = count(items, message, *identifiers)
+    if error is not None:
+        raise error
+
+
+def count(items: list[RateLimitItem], message: str, *identifiers: str) -> ApiError | None:
+    """Count one hit against each limit; return the 429 to answer when one is over."""
     for item in items:
         if limiter.limiter.hit(item, *identifiers):
             continue
         reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
         retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
-        raise ApiError(
+        return ApiError(
             429,
             message,
             headers={
@@ -25,6 +32,7 @@ def enforce(items: list[RateLimitItem], message: str, *identifiers: str) -> None
             },
             retry_after=retry_after,
         )
+    return None
 
 
 def parse(limits: str) -> list[RateLimitItem]:

@@ -495,6 +495,23 @@ def test_malformed_creations_count_toward_the_rate_limit(make_app, path, kwargs)
     assert count(app, Challenge) == 0
 
 
+def test_disabled_pairing_answers_before_the_rate_limit_but_still_counts(make_app):
+    app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="2 per minute")
+    client = app.test_client()
+    with app.app_context():
+        settings.store({"pairing_enabled": False})
+        db.session.commit()
+    for _ in range(3):  # the third is over the limit, yet "disabled" is said first
+        refused = client.post("/v1/auth/challenges", data="{not json")
+        assert_error(refused, 403, "forbidden")
+        assert refused.json["message"] == "pairing is disabled"
+    with app.app_context():
+        settings.store({"pairing_enabled": True})
+        db.session.commit()
+    limited = client.post("/v1/auth/challenges", json={"app_name": "Valid"})
+    assert_error(limited, 429, "rate_limit_exceeded")
+
+
 def test_refused_creations_count_toward_the_rate_limit(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="3 per minute", AUTHSVC_MAX_PENDING_PER_CLIENT=1)
     client = app.test_client()

@@ -21,17 +21,17 @@ CREATION_ENDPOINTS = {"pairing.create_challenge", "pairing.display_code"}
 def count_challenge_creation() -> None:
     """Every creation request counts toward the per-client limit, refused ones included.
 
-    It runs before the body is parsed or validated, so malformed requests count too.
+    It runs before the body is parsed or validated, so malformed requests count too; a
+    disabled pairing still answers 403 first, as SPEC §4 orders.
     """
     if request.endpoint in CREATION_ENDPOINTS:
         limits = ratelimits.parse(current_app.config["AUTHSVC_CHALLENGE_RATE_LIMIT"])
         client = request.remote_addr or "unknown"
-        ratelimits.enforce(
-            limits,
-            "rate limit exceeded: too many challenges from this client",
-            "challenges",
-            client,
-        )
+        message = "rate limit exceeded: too many challenges from this client"
+        over_limit = ratelimits.count(limits, message, "challenges", client)
+        pairing.require_pairing_enabled()
+        if over_limit is not None:
+            raise over_limit
 
 
 class ChallengeBody(BaseModel):
