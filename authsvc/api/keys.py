@@ -88,24 +88,12 @@ def rotate_key(path: IdPath, body: RotateBody) -> Response:
     return created(new_key, secret)
 
 
-api.get(
-    "/v1/system/api-keys",
-    security=SECURITY,
-    responses=ERRORS,
-    operation_id="system_list_keys",
-    endpoint="system_list_keys",
-)(single_user_only(list_keys))
-api.post(
-    "/v1/system/generate-api-key",
-    security=SECURITY,
-    responses=ERRORS,
-    operation_id="system_generate_key",
-    endpoint="system_generate_key",
-)(single_user_only(create_key))
-api.delete(
-    "/v1/system/api-key/<id>",
-    security=SECURITY,
-    responses=ERRORS,
-    operation_id="system_revoke_key",
-    endpoint="system_revoke_key",
-)(single_user_only(revoke_key))
+# AnythingLLM's names for the same actions, for the single-user owner.
+for method, rule, name, view in [
+    (api.get, "/v1/system/api-keys", "system_list_keys", list_keys),
+    (api.post, "/v1/system/generate-api-key", "system_generate_key", create_key),
+    (api.delete, "/v1/system/api-key/<id>", "system_revoke_key", revoke_key),
+]:
+    method(rule, security=SECURITY, responses=ERRORS, operation_id=name, endpoint=name)(
+        single_user_only(view)
+    )
