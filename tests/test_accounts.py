@@ -93,7 +93,9 @@ def test_login_logout(client, admin_token):
     assert login(client, username="nobody").status_code == 401
     other = login(client).json["token"]
     assert client.get("/v1/me", headers=bearer(admin_token)).json["username"] == "alice"
-    assert client.delete("/v1/session", headers=bearer(admin_token)).status_code == 200
+    ended = client.delete("/v1/session", headers=bearer(admin_token))
+    assert ended.status_code == 204
+    assert "authsvc_session=;" in ended.headers["Set-Cookie"]
     assert client.get("/v1/me", headers=bearer(admin_token)).status_code == 401
     assert client.get("/v1/me", headers=bearer(other)).status_code == 200
     events = client.get("/v1/audit", headers=bearer(other)).json["data"]

@@ -55,7 +55,7 @@ def logout() -> Response:
     if caller.session is None:
         raise ApiError(400, "no session to end: log in with POST /v1/session")
     sessions.end_session(caller.session)
-    response = jsonify({"ended": True})
+    response = Response(status=204)
     response.delete_cookie(sessions.COOKIE, httponly=True, samesite="Strict")
     return response
 
