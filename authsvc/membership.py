@@ -6,6 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from . import audit
+from .database import get_or_404
 from .errors import ApiError
 from .extensions import db
 from .models import User
@@ -22,8 +23,7 @@ def add_member(
     table: Any, parent_column: str, parent_id: str, user_id: str, event: str, actor_id: str
 ) -> None:
     """Add a user (404 if unknown; adding twice changes nothing) and record ``event``."""
-    if db.session.get(User, user_id) is None:
-        raise ApiError(404, "user not found")
+    get_or_404(User, user_id, "user")
     if user_id in member_ids(table, parent_column, parent_id):
         return
     db.session.add(table(**{parent_column: parent_id, "user_id": user_id}))

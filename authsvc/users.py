@@ -48,6 +48,12 @@ def enable_multi_user(username: str, password: str) -> User:
     owner.password_hash = generate_password_hash(password)
     owner.role = "admin"
     settings.store({"multi_user": True})
+    audit.record(
+        "user.updated",
+        actor_id=owner.id,
+        subject_user_id=owner.id,
+        changes=["multi_user", "password", "role", "username"],
+    )
     db.session.commit()
     return owner
 

@@ -161,7 +161,12 @@ def test_bootstrap_from_environment(make_app):
     response = login(client, "root", "pw-root")
     assert response.status_code == 200
     assert response.json["user"]["role"] == "admin"
-    assert client.get("/v1/admin/users", headers=bearer(response.json["token"])).status_code == 200
+    token = response.json["token"]
+    assert client.get("/v1/admin/users", headers=bearer(token)).status_code == 200
+    switched = client.get("/v1/admin/audit?type=user.updated", headers=bearer(token)).json
+    assert [event["details"]["changes"] for event in switched["data"]] == [
+        ["multi_user", "password", "role", "username"]
+    ]
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,10 @@ from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field, StrictStr
 
-from .. import audit, sessions, users
+from .. import sessions, users
 from ..auth import require_caller
 from ..clock import iso, utcnow
 from ..errors import ApiError
-from ..extensions import db
 from ..wire import no_store
 from .schemas import SECURITY, Name, errors
 
@@ -75,11 +74,4 @@ def enable_multi_user(body: EnableMultiUserBody) -> dict[str, Any]:
     if not caller.user.is_owner:
         raise ApiError(403, "only the owner may enable multi-user mode")
     owner = users.enable_multi_user(body.username, body.password)
-    audit.record(
-        "user.updated",
-        actor_id=owner.id,
-        subject_user_id=owner.id,
-        changes=["multi_user", "password", "role", "username"],
-    )
-    db.session.commit()
     return {"multi_user": True, "user": users.user_to_dict(owner)}

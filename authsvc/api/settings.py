@@ -2,13 +2,11 @@
 
 from typing import Any
 
-from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, Field
 
 from .. import audit, settings
 from ..auth import Caller, require_admin_api, require_caller, require_role
-from ..errors import ApiError
 from ..wire import PageQuery, page
 from .schemas import SECURITY, errors
 
@@ -46,10 +44,7 @@ def get_settings() -> dict[str, Any]:
 def patch_settings(body: SettingsBody) -> dict[str, Any]:
     """Merge the given settings and return them all."""
     caller = require_owner_or_admin()
-    raw = request.get_json(force=True, silent=True)
-    if not isinstance(raw, dict):
-        raise ApiError(400, "bad input: the request body must be a JSON object")
-    return settings.update(settings.validate(raw), caller.user.id)
+    return settings.update(settings.validate(body.model_dump()), caller.user.id)
 
 
 def audit_page(query: AuditQuery) -> dict[str, Any]:
