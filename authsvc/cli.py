@@ -1,20 +1,21 @@
 """The ``authsvc`` command: serve, keys and pairing, on the server's own database."""
 
 import time
-from datetime import timedelta
 from typing import Any
 
 import click
 from flask import Flask
 from flask_migrate import upgrade
 from gunicorn.app.base import BaseApplication
+from pydantic import ValidationError
 from sqlalchemy import select
 
 from . import audit, create_app, keys, pairing, users
+from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
-from .errors import ApiError
+from .errors import ApiError, describe_validation_error
 from .extensions import db
-from .models import ApiKey, Organization, User
+from .models import ApiKey, User
 
 WATCH_INTERVAL = 1.0
 
@@ -92,21 +93,21 @@ def keys_create(
     expires_in_days: int | None,
     allowed: tuple[str, ...],
 ) -> None:
-    """Create a key and print its secret once."""
+    """Create a key and print its secret once; checked exactly as the API checks it."""
     users.bootstrap()
     owner = find_username(username) if username else users.get_owner()
-    if organization_id and db.session.get(Organization, organization_id) is None:
-        raise click.ClickException(f"no organization with id {organization_id}")
-    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    key, secret = keys.create_key(
-        owner,
-        name,
-        "cli",
-        organization_id=organization_id,
-        expires_at=expires_at,
-        allowed_endpoints=list(allowed) or None,
-    )
-    db.session.commit()
+    try:
+        body = KeyCreate(
+            name=name,
+            organization=organization_id,
+            expires_in_days=expires_in_days,
+            allowed_endpoints=list(allowed) or None,
+        )
+        key, secret = keys.issue_key(owner, body.fields(), "cli", users.get_owner().id)
+    except ValidationError as error:
+        raise click.ClickException(describe_validation_error(error)) from error
+    except ApiError as error:
+        raise click.ClickException(error.message) from error
     click.echo(f"created {key.id} ({key.display}); the secret is shown only now:")
     click.echo(secret)
 

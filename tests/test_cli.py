@@ -80,6 +80,17 @@ def test_keys_create_with_restrictions(cli, app, client):
     assert cli("keys", "create", "x", "--user", "nobody").exit_code == 1
     assert cli("keys", "create", "x", "--org", "org_nope").exit_code == 1
     assert cli("keys", "create", "x", "--expires-in-days", "0").exit_code == 2
+    # The API's checks apply: bob is not in Personal, rules and names are validated.
+    refused = [
+        ("x", "--user", "bob", "--org", personal),
+        ("x", "--allow", "spaces"),
+        ("n" * 65,),
+    ]
+    for args in refused:
+        result = cli("keys", "create", *args)
+        assert result.exit_code == 1 and "Error:" in result.output, result.output
+    with app.app_context():
+        assert db.session.query(ApiKey).count() == 1
     bob_key = cli("keys", "create", "bobs", "--user", "bob")
     assert bob_key.exit_code == 0
 
