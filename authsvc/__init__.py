@@ -55,7 +55,9 @@ def register_extensions(app: OpenAPI) -> None:
 
 
 def register_blueprints(app: OpenAPI) -> None:
-    """Attach every API blueprint."""
+    """Attach every API blueprint and the web pages."""
     from .api import register
+    from .web import web
 
     register(app)
+    app.register_blueprint(web)

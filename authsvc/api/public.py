@@ -8,12 +8,15 @@ from flask import (
     Response,
     abort,
     current_app,
+    redirect,
     render_template_string,
+    request,
     send_from_directory,
     url_for,
 )
 from flask_openapi3 import APIBlueprint, Tag
 from flask_openapi3_swagger.plugins import RegisterPlugin
+from werkzeug.wrappers import Response as BaseResponse
 
 from .. import __version__, database
 from ..errors import ApiError
@@ -56,8 +59,10 @@ window.onload = function () {
 
 
 @api.get("/")
-def index() -> dict[str, Any]:
-    """Name and version of the service."""
+def index() -> dict[str, Any] | BaseResponse:
+    """Name and version of the service; a browser is sent to the web pages."""
+    if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
+        return redirect(url_for("web.pairing_requests"))
     return {"name": "authsvc", "version": __version__}
 
 
