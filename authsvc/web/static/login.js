@@ -12,11 +12,16 @@ async function logIn(credentials) {
   }
 }
 
-const fragment = new URLSearchParams(location.hash.slice(1));
-if (fragment.has("token")) {
+function logInFromFragment() {
+  const fragment = new URLSearchParams(location.hash.slice(1));
+  if (!fragment.has("token")) return;
   history.replaceState(null, "", location.pathname + location.search);
   logIn({ password: fragment.get("token") });
 }
+
+logInFromFragment();
+// The link pasted into a tab already showing this page changes only the fragment.
+window.addEventListener("hashchange", logInFromFragment);
 
 document.getElementById("login").addEventListener("submit", (event) => {
   event.preventDefault();

@@ -1,0 +1,214 @@
+"""The web pages through the Flask test client: access, headers, CSRF, escaping (SPEC §9)."""
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authsvc import sessions
+from authsvc.extensions import db
+from authsvc.models import AuthSession
+
+PASSWORD = "owner-password-for-tests"
+PAGES = ["/ui/", "/ui/keys", "/ui/admin/settings", "/ui/admin/audit"]
+MULTI_USER_PAGES = [
+    "/ui/admin/users",
+    "/ui/admin/groups",
+    "/ui/admin/organizations",
+    "/ui/admin/keys",
+]
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+@pytest.fixture
+def web_app(make_app: Any) -> Flask:
+    return make_app(AUTH_TOKEN=PASSWORD)  # type: ignore[no-any-return]
+
+
+def log_in(client: FlaskClient, **credentials: str) -> dict[str, Any]:
+    """Log in as a browser does: the session lives in the cookie jar only."""
+    response = client.post("/v1/session", json=credentials or {"password": PASSWORD})
+    assert response.status_code == 200, response.json
+    return response.json  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def browser(web_app: Flask) -> FlaskClient:
+    """A client logged in with the session cookie and nothing else."""
+    client = web_app.test_client()
+    log_in(client)
+    return client
+
+
+def csrf_of(page_html: str) -> str:
+    match = re.search(r'<meta name="csrf-token" content="([^"]*)">', page_html)
+    assert match, "the page carries no csrf-token meta element"
+    return match.group(1)
+
+
+def enable_multi_user(client: FlaskClient) -> FlaskClient:
+    """Switch the instance to multi-user mode; answer a client logged in as its admin."""
+    switched = client.post(
+        "/v1/system/enable-multi-user",
+        json={"username": "admin", "password": "admin-password"},
+        headers={"X-CSRF-Token": csrf_of(client.get("/ui/").get_data(as_text=True))},
+    )
+    assert switched.status_code == 200, switched.json
+    log_in(client, username="admin", password="admin-password")
+    return client
+
+
+@pytest.mark.parametrize("path", [*PAGES, *MULTI_USER_PAGES])
+def test_pages_send_visitors_without_a_session_to_login(web_app, path):
+    response = web_app.test_client().get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/login"
+
+
+def test_a_forged_cookie_is_no_session(web_app):
+    client = web_app.test_client()
+    client.set_cookie(sessions.COOKIE, "forged.token")
+    assert client.get("/ui/").headers["Location"] == "/ui/login"
+
+
+@pytest.mark.parametrize("path", ["/ui/login", "/ui/static/authsvc.js", *PAGES])
+def test_security_headers(browser, web_app, path):
+    client = web_app.test_client() if path == "/ui/login" else browser
+    response = client.get(path)
+    assert response.status_code == 200
+    policy = response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+    assert "frame-ancestors 'none'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    if path != "/ui/static/authsvc.js":
+        assert response.headers["Cache-Control"] == "no-store"
+    response.close()
+
+
+@pytest.mark.parametrize("path", ["/ui/login", *PAGES])
+def test_pages_have_no_inline_script_and_nothing_foreign(browser, web_app, path):
+    client = web_app.test_client() if path == "/ui/login" else browser
+    page = client.get(path).get_data(as_text=True)
+    assert not re.search(r"<script(?![^>]*\bsrc=)", page), "inline script"
+    assert not re.search(r"\son[a-z]+\s*=", page), "inline event handler"
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "a resource from elsewhere"
+
+
+def test_browsers_asking_for_the_root_go_to_the_pages(web_app):
+    response = web_app.test_client().get("/", headers={"Accept": BROWSER_ACCEPT})
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/ui/"
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json"])
+def test_json_clients_still_get_json_at_the_root(web_app, accept):
+    headers = {"Accept": accept} if accept else {}
+    response = web_app.test_client().get("/", headers=headers)
+    assert response.status_code == 200
+    assert response.json["name"] == "authsvc"
+
+
+def test_login_page_names_its_fields(web_app):
+    page = web_app.test_client().get("/ui/login").get_data(as_text=True)
+    assert '<label for="password">Password</label>' in page
+    assert "Username" not in page
+    assert ">Log in</button>" in page
+
+
+def test_logged_in_visitors_skip_the_login_page(browser):
+    assert browser.get("/ui/login").headers["Location"] == "/ui/"
+
+
+def test_pages_carry_the_sessions_csrf_token(browser, web_app):
+    token = csrf_of(browser.get("/ui/keys").get_data(as_text=True))
+    with web_app.app_context():
+        session = db.session.scalars(db.select(AuthSession)).one()
+        assert token == sessions.csrf_token(session)
+
+
+def test_a_change_on_the_cookie_alone_without_the_token_is_refused(browser):
+    for headers in [{}, {"X-CSRF-Token": "forged"}]:
+        refused = browser.patch("/v1/settings", json={"pairing_enabled": False}, headers=headers)
+        assert refused.status_code == 403, refused.json
+        assert refused.json["message"] == "missing or invalid csrf token"
+    token = csrf_of(browser.get("/ui/").get_data(as_text=True))
+    assert browser.get("/v1/settings").json["pairing_enabled"] is True  # nothing changed
+    accepted = browser.patch(
+        "/v1/settings", json={"pairing_enabled": False}, headers={"X-CSRF-Token": token}
+    )
+    assert accepted.status_code == 200, accepted.json
+    assert 'id="locked" class="banner" role="alert">' in browser.get("/ui/").get_data(as_text=True)
+
+
+def test_key_names_are_escaped_and_secrets_never_rendered(browser):
+    token = csrf_of(browser.get("/ui/keys").get_data(as_text=True))
+    created = browser.post(
+        "/v1/api-keys", json={"name": "<script>alert(1)</script>"}, headers={"X-CSRF-Token": token}
+    )
+    assert created.status_code == 201, created.json
+    page = browser.get("/ui/keys").get_data(as_text=True)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script>alert" not in page
+    assert created.json["display"] in page
+    assert created.json["api_key"] not in page
+
+
+def test_key_states_in_the_table(browser):
+    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/keys").get_data(as_text=True))}
+    first = browser.post("/v1/api-keys", json={"name": "first"}, headers=token).json
+    browser.patch(f"/v1/api-keys/{first['id']}", json={"enabled": False}, headers=token)
+    second = browser.post("/v1/api-keys", json={"name": "second"}, headers=token).json
+    browser.delete(f"/v1/api-keys/{second['id']}", headers=token)
+    page = browser.get("/ui/keys").get_data(as_text=True)
+    assert re.search(r'state-disabled">\s*<td data-label="Name" class="name">first', page)
+    assert re.search(r'state-revoked">\s*<td data-label="Name" class="name">second', page)
+    assert ">Enable</button>" in page
+
+
+@pytest.mark.parametrize("path", MULTI_USER_PAGES)
+def test_multi_user_pages_do_not_exist_for_a_single_owner(browser, path):
+    response = browser.get(path)
+    assert response.status_code == 404
+    assert response.json["code"] == "object_not_found"
+
+
+@pytest.mark.parametrize("path", [*MULTI_USER_PAGES, "/ui/admin/settings", "/ui/admin/audit"])
+def test_admin_pages_in_multi_user_mode(browser, path):
+    enable_multi_user(browser)
+    assert browser.get(path).status_code == 200
+    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/").get_data(as_text=True))}
+    created = browser.post(
+        "/v1/admin/users", json={"username": "plain", "password": "plain-password"}, headers=token
+    )
+    assert created.status_code == 201, created.json
+    log_in(browser, username="plain", password="plain-password")
+    assert browser.get(path).status_code == 403
+
+
+def test_multi_user_login_asks_for_a_username(browser):
+    enable_multi_user(browser)
+    page = browser.application.test_client().get("/ui/login").get_data(as_text=True)
+    assert '<label for="username">Username</label>' in page
+
+
+def test_audit_page_filters_and_pages(browser):
+    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/").get_data(as_text=True))}
+    for name in ("a", "b", "c"):
+        browser.post("/v1/api-keys", json={"name": name}, headers=token)
+    page = browser.get("/ui/admin/audit?type=key.created&limit=2").get_data(as_text=True)
+    assert page.count('<td data-label="Type">key.created</td>') == 2
+    assert "login.succeeded</td>" not in page
+    assert 'href="/ui/admin/audit?type=key.created&amp;limit=2&amp;offset=2" rel="next"' in page
+    older = browser.get("/ui/admin/audit?type=key.created&limit=2&offset=2")
+    assert older.get_data(as_text=True).count('<td data-label="Type">key.created</td>') == 1
+
+
+@pytest.mark.parametrize("query", ["offset=-1", "limit=0", "limit=x"])
+def test_bad_paging_is_a_400(browser, query):
+    response = browser.get(f"/ui/admin/audit?{query}")
+    assert response.status_code == 400
+    assert response.json["code"] == "bad_request"
