@@ -294,3 +294,57 @@ def test_every_page_fits_a_phone_and_stays_local(visit, base, host):
         visit.page.goto(f"{base}{path}")
         visit.fits_phone()
     assert all(url.startswith(base) for url in visit.requested)
+
+
+@pytest.fixture
+def multi_user_base(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A live multi-user server whose first admin is ``admin``."""
+    make_app()
+    env = {
+        "AUTHSVC_MULTI_USER": "true",
+        "AUTHSVC_ADMIN_USERNAME": "admin",
+        "AUTHSVC_ADMIN_PASSWORD": PASSWORD,
+    }
+    with run_server(database_url, tmp_path, **env) as url:
+        yield url
+
+
+def test_admin_pages_manage_users_groups_and_see_every_key(chromium, multi_user_base, tmp_path):
+    visit = Visit(chromium, multi_user_base)
+    page = visit.page
+    page.goto(f"{multi_user_base}/ui/login")
+    page.get_by_label("Username").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{multi_user_base}/ui/")
+
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("alice-password")
+    page.get_by_role("button", name="Create user").click()
+    alice = page.locator("tr", has_text="alice")
+    sync_api.expect(alice).to_contain_text("active")
+    alice.get_by_role("button", name="Suspend").click()
+    sync_api.expect(alice).to_contain_text("suspended")
+    visit.fits_phone()
+    visit.screenshot("admin-users.png", tmp_path)
+
+    page.get_by_role("link", name="Groups").click()
+    page.get_by_label("Name").fill("verifiers")
+    page.get_by_role("checkbox", name="verify_keys: call POST /v1/keys/verify").check()
+    page.get_by_role("button", name="Create group").click()
+    group = page.locator("tr", has_text="verifiers")
+    group.get_by_label("User to add to verifiers").select_option(label="alice")
+    group.get_by_role("button", name="Add member").click()
+    sync_api.expect(group.locator(".members")).to_contain_text("alice")
+    visit.fits_phone()
+
+    for link in ["Organizations", "All keys", "Settings", "Audit log"]:
+        page.get_by_role("link", name=link).click()
+        sync_api.expect(page.get_by_role("heading", level=1)).to_have_text(link)
+        visit.fits_phone()
+    page.get_by_label("Type").select_option("user.created")
+    page.get_by_role("button", name="Filter").click()
+    sync_api.expect(page.locator("td[data-label=Type]")).to_have_text(["user.created"])
+    visit.context.close()
+    assert visit.foreign == [] and visit.errors == []
