@@ -110,9 +110,9 @@ def query_args(model: type[Model]) -> Model:
         raise ApiError(400, describe_validation_error(error)) from error
 
 
-def paged(query: Select[Any], render: Any, params: PageQuery | None = None) -> dict[str, Any]:
+def paged(query: Select[Any], render: Any) -> dict[str, Any]:
     """One page of ``query`` in the list shape, driven by ``offset``/``limit`` in the URL."""
-    return page(query, params or query_args(PageQuery), render)
+    return page(query, query_args(PageQuery), render)
 
 
 def key_state(key: ApiKey) -> str:
