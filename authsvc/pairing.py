@@ -28,6 +28,11 @@ GONE = {
 }
 
 
+def needs_approval() -> bool:
+    """Whether a code works only after a host user claimed its challenge (SPEC §4)."""
+    return bool(settings.current()["pairing_requires_approval"] or users.is_multi_user())
+
+
 def require_pairing_enabled() -> None:
     """While pairing is locked or off, nothing about challenges may proceed."""
     if not settings.current()["pairing_enabled"]:
@@ -195,8 +200,7 @@ def redeem_challenge(
     if challenge.code_challenge and not verifier_matches(challenge.code_challenge, code_verifier):
         attempts_left = count_failure(challenge, now, spent)
         raise ApiError(400, "invalid code_verifier", attempts_left=attempts_left)
-    needs_approval = settings.current()["pairing_requires_approval"] or users.is_multi_user()
-    approved = challenge.claimed_by is not None or not needs_approval
+    approved = challenge.claimed_by is not None or not needs_approval()
     if not approved or not hmac.compare_digest(code.encode(), challenge.code.encode()):
         attempts_left = count_failure(challenge, now, spent)
         raise ApiError(400, "invalid code", attempts_left=attempts_left)

@@ -11,12 +11,12 @@ import pytest
 import requests
 
 from tests.conftest import bearer
-from tests.test_server import run_server
+from tests.test_server import host_headers, run_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
 PHONE = {"width": 390, "height": 844}
-PASSWORD = "owner-password-for-browser-tests"
+ADMIN_PASSWORD = "admin-password-for-browser-tests"
 LIVE_WITHIN_MS = 2000  # SPEC §9: a new request shows within 2 s
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # AUTHSVC_SCREENSHOTS=1 refreshes the README's screenshots in docs/ from these tests.
@@ -43,16 +43,19 @@ def chromium() -> Iterator[Any]:
 def base(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
     """A live server on the test database; ``make_app`` empties the tables afterwards."""
     make_app()
-    with run_server(database_url, tmp_path, AUTH_TOKEN=PASSWORD) as url:
+    with run_server(database_url, tmp_path) as url:
         yield url
+
+
+def owner_token() -> str:
+    """The owner's password: the token the server generated into the instance folder."""
+    return (Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "owner_token").read_text().strip()
 
 
 @pytest.fixture
 def host(base: str) -> dict[str, str]:
     """Headers of a host script: the owner's session token (no cookie, so no CSRF token)."""
-    login = requests.post(f"{base}/v1/session", json={"password": PASSWORD}, timeout=30)
-    assert login.status_code == 200, login.text
-    return bearer(login.json()["token"])
+    return host_headers(base)
 
 
 class Visit:
@@ -79,7 +82,7 @@ class Visit:
 
     def log_in(self) -> None:
         self.page.goto(f"{self.base}/ui/login")
-        self.page.get_by_label("Password").fill(PASSWORD)
+        self.page.get_by_label("Password").fill(owner_token())
         self.page.get_by_role("button", name="Log in").click()
         self.page.wait_for_url(f"{self.base}/ui/")
 
@@ -135,9 +138,9 @@ def test_login_wrong_password_link_and_headers(visit, base):
     assert visit.page.context.cookies() == []
 
     # The link `authsvc open` prints: the token in the fragment, gone from the address bar.
-    visit.page.goto(f"{base}/ui/login#token={PASSWORD}")
+    visit.page.goto(f"{base}/ui/login#token={owner_token()}")
     visit.page.wait_for_url(f"{base}/ui/")
-    assert PASSWORD not in visit.page.url
+    assert owner_token() not in visit.page.url
     cookie = next(c for c in visit.page.context.cookies() if c["name"] == "authsvc_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
 
@@ -303,7 +306,7 @@ def multi_user_base(make_app: Any, database_url: str, tmp_path: Path) -> Iterato
     env = {
         "AUTHSVC_MULTI_USER": "true",
         "AUTHSVC_ADMIN_USERNAME": "admin",
-        "AUTHSVC_ADMIN_PASSWORD": PASSWORD,
+        "AUTHSVC_ADMIN_PASSWORD": ADMIN_PASSWORD,
     }
     with run_server(database_url, tmp_path, **env) as url:
         yield url
@@ -314,7 +317,7 @@ def test_admin_pages_manage_users_groups_and_see_every_key(chromium, multi_user_
     page = visit.page
     page.goto(f"{multi_user_base}/ui/login")
     page.get_by_label("Username").fill("admin")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{multi_user_base}/ui/")
 

@@ -11,7 +11,6 @@ from authsvc import sessions
 from authsvc.extensions import db
 from authsvc.models import AuthSession
 
-PASSWORD = "owner-password-for-tests"
 PAGES = ["/ui/", "/ui/keys", "/ui/admin/settings", "/ui/admin/audit"]
 MULTI_USER_PAGES = [
     "/ui/admin/users",
@@ -23,13 +22,14 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 
 @pytest.fixture
-def web_app(make_app: Any) -> Flask:
-    return make_app(AUTH_TOKEN=PASSWORD)  # type: ignore[no-any-return]
+def web_app(app: Flask) -> Flask:
+    return app
 
 
 def log_in(client: FlaskClient, **credentials: str) -> dict[str, Any]:
-    """Log in as a browser does: the session lives in the cookie jar only."""
-    response = client.post("/v1/session", json=credentials or {"password": PASSWORD})
+    """Log in as a browser does (the owner by default): the session lives in the cookie only."""
+    owner = {"password": sessions.owner_password(client.application)}
+    response = client.post("/v1/session", json=credentials or owner)
     assert response.status_code == 200, response.json
     return response.json  # type: ignore[no-any-return]
 

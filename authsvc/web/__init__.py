@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select
 
-from .. import keys, organizations, sessions, settings, users
+from .. import keys, organizations, pairing, sessions, settings, users
 from ..auth import Caller, require_role
 from ..errors import ApiError, describe_validation_error
 from ..extensions import db
@@ -151,11 +151,10 @@ def login() -> ResponseReturnValue:
 @web.get("/")
 def pairing_requests() -> str:
     """Pending pairing requests, kept live by pairing.js."""
-    values = settings.current()
     return render_template(
         "pairing.html",
-        pairing_enabled=values["pairing_enabled"],
-        needs_approval=values["pairing_requires_approval"] or users.is_multi_user(),
+        pairing_enabled=settings.current()["pairing_enabled"],
+        needs_approval=pairing.needs_approval(),
     )
 
 
