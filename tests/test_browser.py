@@ -165,7 +165,6 @@ def test_pairing_request_appears_pairs_and_leaves(visit, base, tmp_path):
     assert card.locator(".time-left").inner_text().startswith(("4:", "5:"))
     assert visit.page.title().startswith("(1) ")
     visit.fits_phone()
-    visit.screenshot("pairing.png", tmp_path)
 
     code = card.locator(".code").inner_text()
     assert len(code) == 4 and code.isdigit()
@@ -290,9 +289,13 @@ def test_a_change_without_the_csrf_token_is_refused(visit, base):
     sync_api.expect(visit.page.locator("#locked")).to_be_hidden()
 
 
-def test_every_page_fits_a_phone_and_stays_local(visit, base, host):
+def test_every_page_fits_a_phone_and_stays_local(visit, base, host, tmp_path):
     requests.post(f"{base}/v1/api-keys", json={"name": "a key"}, headers=host, timeout=30)
+    create_challenge(base, "Raycast (Anytype extension)", **{"User-Agent": "Raycast/1.86"})
+    create_challenge(base, "Obsidian Anytype sync", **{"User-Agent": "obsidian-anytype/0.4"})
     visit.log_in()
+    sync_api.expect(visit.page.locator(".challenge")).to_have_count(2)
+    visit.screenshot("pairing.png", tmp_path)
     for path in ["/ui/", "/ui/keys", "/ui/admin/settings", "/ui/admin/audit"]:
         visit.page.goto(f"{base}{path}")
         visit.fits_phone()
