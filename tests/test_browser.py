@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.conftest import bearer
-from tests.test_server import host_headers, run_server
+from tests.test_server import host_headers, run_server, serve_command
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
@@ -191,6 +191,20 @@ def test_deny_refuses_the_request(visit, base):
     assert refused.json()["message"] == "challenge denied"
 
 
+def test_an_expired_request_leaves_by_itself(chromium, make_app, database_url, tmp_path):
+    make_app()  # a real server cannot follow freezegun: a 3-second life, waited for by the page
+    with run_server(database_url, tmp_path, AUTHSVC_CHALLENGE_TTL="3") as short_lived:
+        visit = Visit(chromium, short_lived)
+        visit.log_in()
+        create_challenge(short_lived, "Short Lived")
+        card = visit.card("Short Lived")
+        card.wait_for(timeout=LIVE_WITHIN_MS)
+        card.wait_for(state="detached", timeout=5000)
+        sync_api.expect(visit.page.locator("#empty")).to_be_visible()
+        visit.context.close()
+    assert visit.foreign == [] and visit.errors == []
+
+
 def test_approval_reveals_the_code(visit, base, host):
     patched = requests.patch(
         f"{base}/v1/settings", json={"pairing_requires_approval": True}, headers=host, timeout=30
@@ -353,4 +367,33 @@ def test_admin_pages_manage_users_groups_and_see_every_key(chromium, multi_user_
     page.get_by_role("button", name="Filter").click()
     sync_api.expect(page.locator("td[data-label=Type]")).to_have_text(["user.created"])
     visit.context.close()
+    assert visit.foreign == [] and visit.errors == []
+
+
+def test_a_newcomer_follows_the_link_serve_prints(chromium, make_app, database_url, tmp_path):
+    """The issue's "done when": the printed link, a client's request, the code, the new key."""
+    make_app()
+    with run_server(database_url, tmp_path, serve_command) as served:
+        (log,) = tmp_path.glob("server-*.log")
+        link = re.search(r"this link logs you in\): (\S+)", log.read_text())
+        assert link, log.read_text()
+        port = served.rsplit(":", 1)[1]
+        visit = Visit(chromium, f"http://127.0.0.1:{port}")
+        visit.page.goto(link.group(1))
+        visit.page.wait_for_url(f"{visit.base}/ui/")
+        assert "#" not in visit.page.url
+
+        client = {"User-Agent": "Anytype-Raycast/1.0", "Anytype-Version": "2025-11-08"}
+        challenge_id = create_challenge(served, "Raycast", **client)
+        card = visit.card("Raycast")
+        card.wait_for(timeout=LIVE_WITHIN_MS)
+        sync_api.expect(card.locator(".user-agent")).to_have_text("Anytype-Raycast/1.0")
+        issued = redeem(served, challenge_id, card.locator(".code").inner_text())
+        assert issued.status_code == 201, issued.text
+
+        visit.page.get_by_role("link", name="Keys").click()
+        row = visit.page.locator("tr", has_text="Raycast")
+        sync_api.expect(row).to_contain_text("pairing")
+        sync_api.expect(row.locator(".state")).to_have_text("active")
+        visit.context.close()
     assert visit.foreign == [] and visit.errors == []
