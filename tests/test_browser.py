@@ -144,6 +144,11 @@ def test_login_wrong_password_link_and_headers(visit, base):
     cookie = next(c for c in visit.page.context.cookies() if c["name"] == "authsvc_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
 
+    visit.page.get_by_role("button", name="Log out").click()
+    visit.page.wait_for_url(f"{base}/ui/login")
+    visit.page.goto(f"{base}/ui/keys")
+    assert visit.page.url == f"{base}/ui/login"
+
 
 def test_root_sends_a_browser_to_the_pages(visit, base):
     visit.page.goto(f"{base}/")

@@ -161,12 +161,14 @@ def test_key_states_in_the_table(browser):
     token = {"X-CSRF-Token": csrf_of(browser.get("/ui/keys").get_data(as_text=True))}
     first = browser.post("/v1/api-keys", json={"name": "first"}, headers=token).json
     browser.patch(f"/v1/api-keys/{first['id']}", json={"enabled": False}, headers=token)
-    second = browser.post("/v1/api-keys", json={"name": "second"}, headers=token).json
+    body = {"name": "second", "scopes": ["api", "manage"]}
+    second = browser.post("/v1/api-keys", json=body, headers=token).json
     browser.delete(f"/v1/api-keys/{second['id']}", headers=token)
     page = browser.get("/ui/keys").get_data(as_text=True)
     assert re.search(r'state-disabled">\s*<td data-label="Name" class="name">first', page)
     assert re.search(r'state-revoked">\s*<td data-label="Name" class="name">second', page)
     assert ">Enable</button>" in page
+    assert '<td data-label="Scopes">api, manage</td>' in page
 
 
 @pytest.mark.parametrize("path", MULTI_USER_PAGES)
