@@ -51,6 +51,12 @@ export function notify(message, kind = "error") {
   notice.hidden = false;
 }
 
+// Tell the person what failed; an ended session goes back to the login page.
+export function report(error) {
+  if (error instanceof ApiFailure && error.status === 401) location.assign("/ui/login");
+  else notify(error.message);
+}
+
 // Show a modal dialog; resolves to the value of the button that closed it.
 export function ask(dialog) {
   return new Promise((resolve) => {
@@ -70,26 +76,33 @@ export async function confirmAction(message, label) {
 // Re-render the page's main content from the server, which owns all rendering.
 export async function refresh() {
   const response = await fetch(location.href, { credentials: "same-origin" });
+  if (response.redirected) {
+    location.assign(response.url); // the session ended: the login page
+    return;
+  }
+  if (!response.ok) throw new Error(`the page could not be reloaded (${response.status})`);
   const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
   const content = fresh.getElementById("content");
   if (content) document.getElementById("content").replaceChildren(...content.childNodes);
 }
 
-// Run one change: report its outcome, re-render, and send an ended session to the login page.
+// Run one change, report its outcome and re-render. Its result (a new key's secret) is handed
+// back even when the re-render fails, so a secret is never lost to a network hiccup.
 export async function run(change, done) {
+  let result;
   try {
-    const result = await change();
-    await refresh();
-    if (done) notify(done, "ok");
-    return result;
+    result = await change();
   } catch (error) {
-    if (error instanceof ApiFailure && error.status === 401) {
-      location.assign("/ui/login");
-    } else {
-      notify(error.message);
-    }
+    report(error);
     return undefined;
   }
+  if (done) notify(done, "ok");
+  try {
+    await refresh();
+  } catch (error) {
+    notify(`Done, but ${error.message}: reload the page.`);
+  }
+  return result;
 }
 
 function setPath(target, dotted, value) {
