@@ -150,6 +150,32 @@ def test_login_wrong_password_link_and_headers(visit, base):
     assert visit.page.url == f"{base}/ui/login"
 
 
+def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
+    page = visit.page
+    page.goto(f"{base}/ui/login")
+    focus_ring = "getComputedStyle(document.activeElement).outlineStyle"
+    for _ in range(5):  # the skip link, the brand link, then the field
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "password":
+            break
+    assert page.evaluate("document.activeElement.id") == "password"
+    assert page.evaluate(focus_ring) != "none"
+    page.keyboard.type(owner_token())
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/ui/")
+
+    create_challenge(base, "Keyboard App")
+    card = visit.card("Keyboard App")
+    card.wait_for(timeout=LIVE_WITHIN_MS)
+    for _ in range(20):  # through the header links and buttons to the card's Deny
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == "Deny":
+            break
+    assert page.evaluate(focus_ring) != "none"
+    page.keyboard.press("Enter")
+    card.wait_for(state="detached")
+
+
 def test_root_sends_a_browser_to_the_pages(visit, base):
     visit.page.goto(f"{base}/")
     assert visit.page.url == f"{base}/ui/login"
@@ -343,6 +369,16 @@ def test_admin_pages_manage_users_groups_and_see_every_key(chromium, multi_user_
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{multi_user_base}/ui/")
 
+    # Multi-user: every request needs approval, and the key belongs to the approver.
+    challenge_id = create_challenge(multi_user_base, "Team App")
+    card = visit.card("Team App")
+    card.wait_for(timeout=LIVE_WITHIN_MS)
+    sync_api.expect(card.locator(".code")).to_be_hidden()
+    card.get_by_role("button", name="Approve").click()
+    sync_api.expect(card.locator(".code")).to_have_text(re.compile(r"^\d{4}$"))
+    issued = redeem(multi_user_base, challenge_id, card.locator(".code").inner_text())
+    assert issued.status_code == 201, issued.text
+
     page.get_by_role("link", name="Users").click()
     page.get_by_label("Username").fill("alice")
     page.get_by_label("Password").fill("alice-password")
@@ -368,6 +404,9 @@ def test_admin_pages_manage_users_groups_and_see_every_key(chromium, multi_user_
         page.get_by_role("link", name=link).click()
         sync_api.expect(page.get_by_role("heading", level=1)).to_have_text(link)
         visit.fits_phone()
+        if link == "All keys":
+            paired = page.locator("tr", has_text="Team App")
+            sync_api.expect(paired.locator("td[data-label=Owner]")).to_have_text("admin")
     page.get_by_label("Type").select_option("user.created")
     page.get_by_role("button", name="Filter").click()
     sync_api.expect(page.locator("td[data-label=Type]")).to_have_text(["user.created"])
