@@ -9,6 +9,29 @@ from .clock import iso
 from .extensions import db
 from .models import AuditEvent
 
+# Every event type authsvc records (SPEC §7), for filters that offer them.
+EVENT_TYPES = [
+    "challenge.created",
+    "challenge.claimed",
+    "challenge.denied",
+    "challenge.burned",
+    "pairing.failed",
+    "pairing.succeeded",
+    "pairing.locked",
+    "key.created",
+    "key.updated",
+    "key.rotated",
+    "key.revoked",
+    "login.succeeded",
+    "login.failed",
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "group.changed",
+    "organization.changed",
+    "settings.updated",
+]
+
 
 def client_ip() -> str | None:
     """The client address of the current request, if there is one."""

@@ -1,13 +1,14 @@
 """The web pages through the Flask test client: access, headers, CSRF, escaping (SPEC §9)."""
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authsvc import sessions
+from authsvc import audit, sessions
 from authsvc.extensions import db
 from authsvc.models import AuthSession
 
@@ -214,3 +215,11 @@ def test_bad_paging_is_a_400(browser, query):
     response = browser.get(f"/ui/admin/audit?{query}")
     assert response.status_code == 400
     assert response.json["code"] == "bad_request"
+
+
+def test_the_audit_filter_offers_every_recorded_type():
+    source = "".join(path.read_text() for path in Path(audit.__file__).parent.rglob("*.py"))
+    recorded = set(re.findall(r'record\(\s*"([a-z_.]+)"', source))
+    recorded |= set(re.findall(r'^EVENT = "([a-z_.]+)"', source, re.MULTILINE))
+    assert len(recorded) > 15
+    assert recorded == set(audit.EVENT_TYPES)

@@ -2,33 +2,11 @@
 
 from flask import render_template
 
-from .. import groups, keys, organizations, settings, users
+from .. import audit, groups, keys, organizations, settings, users
 from ..api.admin_keys import key_with_owner
 from ..api.settings import AuditQuery, audit_page
 from ..extensions import db
 from . import key_row, organization_names, paged, query_args, require_page_role, web
-
-EVENT_TYPES = [
-    "challenge.created",
-    "challenge.claimed",
-    "challenge.denied",
-    "challenge.burned",
-    "pairing.failed",
-    "pairing.succeeded",
-    "pairing.locked",
-    "key.created",
-    "key.updated",
-    "key.rotated",
-    "key.revoked",
-    "login.succeeded",
-    "login.failed",
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "group.changed",
-    "organization.changed",
-    "settings.updated",
-]
 
 
 def usernames() -> dict[str, str]:
@@ -94,6 +72,6 @@ def admin_audit() -> str:
         "admin/audit.html",
         events=audit_page(query),
         filters=query,
-        event_types=EVENT_TYPES,
+        event_types=audit.EVENT_TYPES,
         usernames=usernames(),
     )
