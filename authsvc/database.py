@@ -50,6 +50,16 @@ def serialize(name: str) -> None:
         db.session.execute(text("UPDATE settings SET name = name WHERE 0 = 1"))
 
 
+def lock(row: Any) -> None:
+    """Lock ``row`` until the current transaction ends and reload it (read, check, write).
+
+    PostgreSQL locks the row (``SELECT ... FOR UPDATE``); SQLite takes its write lock.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        serialize("row")
+    db.session.refresh(row, with_for_update=True)
+
+
 def is_reachable() -> bool:
     """Whether a trivial query succeeds."""
     try:
