@@ -62,9 +62,24 @@ def serve(app: Flask, host: str, port: int, workers: int) -> None:
     """Apply migrations, then serve the API."""
     upgrade()
     users.bootstrap()
+    # Workers must not inherit the master's connections: two processes on one socket corrupt
+    # each other's conversations, and an open transaction would hold its locks for good.
+    close_database()
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
-    options = {"bind": f"{host}:{port}", "workers": workers, "threads": 4, "accesslog": "-"}
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": 4,
+        "accesslog": "-",
+        "post_fork": lambda _server, _worker: forget_inherited_connections(app),
+    }
     Server(app, options).run()
+
+
+def forget_inherited_connections(app: Flask) -> None:
+    """In a fresh worker: drop pooled connections copied from the master, without closing them."""
+    with app.app_context():
+        db.engine.dispose(close=False)
 
 
 @main.group(name="keys")

@@ -57,8 +57,11 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
 
 
 @contextmanager
-def run_server(database_url: str, log_dir: Path, **env: str) -> Iterator[str]:
-    """Start ``gunicorn -w 2 --threads 4 app:app`` on a free loopback port; yield its base URL."""
+def run_server(database_url: str, log_dir: Path, serve: bool = False, **env: str) -> Iterator[str]:
+    """Start ``gunicorn -w 2 --threads 4 app:app`` on a free loopback port; yield its base URL.
+
+    With ``serve``, start ``authsvc serve --workers 2`` instead, which migrates first.
+    """
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = log_dir / f"gunicorn-{port}.log"
@@ -68,6 +71,8 @@ def run_server(database_url: str, log_dir: Path, **env: str) -> Iterator[str]:
         else [sys.executable, "-m", "gunicorn"]
     )
     command = [*gunicorn, "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+    if serve:
+        command = [str(BIN / "authsvc"), "serve", "--workers", "2", "--port", str(port)]
     with log.open("wb") as output:
         process = subprocess.Popen(
             command,
