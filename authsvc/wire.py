@@ -1,5 +1,6 @@
 """SPEC §1 wire conventions shared by every endpoint: JSON bodies, headers, lists."""
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,17 +12,21 @@ from .errors import ApiError
 from .extensions import db
 
 ANYTYPE_VERSION = "2025-11-08"
+# The largest integer every JSON client reads exactly (JavaScript's Number.MAX_SAFE_INTEGER);
+# far below what the databases' 64-bit OFFSET takes.
+MAX_SAFE_INTEGER = 2**53 - 1
 
 
 class PageQuery(BaseModel):
     """Pagination parameters of every list endpoint."""
 
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_SAFE_INTEGER)
     limit: int = Field(100, ge=1, le=1000)
 
 
 def parse_json_body() -> None:
     """Parse any non-empty body as JSON whatever its Content-Type; it must be an object."""
+    refuse_nul(request.path, *request.args.keys(), *request.args.values())
     if request.method in {"GET", "HEAD", "OPTIONS"} or not request.get_data(cache=True):
         return
     try:
@@ -30,6 +35,30 @@ def parse_json_body() -> None:
         raise ApiError(400, "bad input: the request body is not valid JSON") from error
     if not isinstance(body, dict):
         raise ApiError(400, "bad input: the request body must be a JSON object")
+    check_values(body)
+
+
+def check_values(body: Any) -> None:
+    """400 for what no column can hold: NaN, Infinity (or a number that overflows to it) and
+    NUL characters, which PostgreSQL refuses in text."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            refuse_nul(*value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ApiError(400, "bad input: numbers must be finite (no NaN or Infinity)")
+        elif isinstance(value, str):
+            refuse_nul(value)
+
+
+def refuse_nul(*texts: str) -> None:
+    """400 when a text holds a NUL character."""
+    if any("\x00" in text for text in texts):
+        raise ApiError(400, "bad input: text must not contain NUL characters")
 
 
 def add_version_header(response: Response) -> Response:
