@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTHSVC_MULTI_USER": False,
     "AUTHSVC_ADMIN_USERNAME": None,
     "AUTHSVC_ADMIN_PASSWORD": None,
-    "AUTHSVC_TRUSTED_PROXIES": 0,
+    "AUTHSVC_TRUSTED_PROXIES": "",
     "AUTH_TOKEN": None,
     "JWT_SECRET": None,
     "JWT_EXPIRY": "30d",
