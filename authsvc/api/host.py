@@ -20,7 +20,7 @@ def list_challenges(query: PageQuery) -> dict[str, Any]:
     caller = require_caller(allow_keys=False)
     now = utcnow()
     return page(
-        pairing.pending_query(now),
+        pairing.host_query(caller.user, now),
         query,
         lambda challenge: pairing.challenge_for_host(challenge, caller.user, now),
     )
