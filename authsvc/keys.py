@@ -113,8 +113,17 @@ def set_revoked_at(key: ApiKey, when: datetime, condition: ColumnElement[bool]) 
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def revoke(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
+def require_manageable(key: ApiKey, parent: ApiKey | None) -> None:
+    """A key may manage only keys no wider than itself (403); sessions manage any of theirs."""
+    if parent is not None:
+        keyfields.require_within(parent, keyfields.fields_of(key))
+
+
+def revoke(
+    key: ApiKey, actor_id: str | None, at: datetime | None = None, parent: ApiKey | None = None
+) -> None:
     """Revoke now (or at ``at``) and commit; a key already revoked stays as it is."""
+    require_manageable(key, parent)
     mark_revoked(key, actor_id, at)
     db.session.commit()
 
@@ -183,6 +192,7 @@ def update_key(
 
     The row is locked and reread first, so the checks see what concurrent changes left.
     """
+    require_manageable(key, parent)
     if not changes:
         return key
     lock(key)
@@ -212,19 +222,15 @@ def rotate_key(
     """A new key with the same fields; the old one is revoked now or after the grace; commit.
 
     The old key's revocation is claimed first with a conditional UPDATE: of concurrent
-    rotations and revocations of one key exactly one wins, the others answer 409.
+    rotations of one key exactly one wins (the others answer 409), and a key revoked first is
+    never rotated, so its revocation is never postponed by a grace.
     """
+    require_manageable(key, parent)
     revoke_at = utcnow() + timedelta(seconds=grace_seconds)
     if not set_revoked_at(key, revoke_at, ApiKey.revoked_at.is_(None)):
         db.session.rollback()
         raise ApiError(409, "api key already revoked")
     fields = keyfields.fields_of(key)
-    if parent is not None:
-        try:
-            keyfields.require_within(parent, fields)
-        except ApiError:
-            db.session.rollback()
-            raise
     owner = db.session.get_one(User, key.owner_id)
     new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
     record_revocation(key, actor_id, revoke_at)
@@ -254,6 +260,7 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
         "rate_limit": key.rate_limit,
         "enabled": key.enabled,
         "meta": key.meta or {},
+        "scopes": key.scopes,
         "created_at": iso(key.created_at),
         "created_via": key.created_via,
         "expires_at": iso(key.expires_at),

@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.conftest import host_client
 from tests.keyhelpers import counts
 
 OFFSET_BOUND = "9007199254740991"
@@ -112,7 +113,7 @@ def test_settings_at_their_bounds_take_effect(client, values):
 
 def test_the_environment_may_set_short_lives(make_app):
     app = make_app(AUTHSVC_CHALLENGE_TTL=2, AUTHSVC_CHALLENGE_MAX_ATTEMPTS=50)
-    client = app.test_client()
+    client = host_client(app)
     assert client.get("/v1/settings").json["challenge_ttl_seconds"] == 2
     assert client.post("/v1/auth/challenges", json={"app_name": "Short"}).status_code == 201
 

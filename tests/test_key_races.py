@@ -12,7 +12,7 @@ from authsvc.models import ApiKey
 from tests import test_server
 from tests.conftest import bearer
 from tests.keyhelpers import audit_types
-from tests.test_server import all_at_once
+from tests.test_server import all_at_once, host_headers
 
 server = test_server.server  # the live gunicorn fixture, shared
 ROTATIONS = 10
@@ -87,7 +87,7 @@ def live_key(base: str, headers: dict[str, str]) -> dict[str, str]:
     return answer.json()  # type: ignore[no-any-return]
 
 
-def test_parallel_rotations_make_exactly_one_key(server, make_app, host_headers):
+def test_parallel_rotations_make_exactly_one_key(server, make_app):
     headers = host_headers(server)
     old = live_key(server, headers)
     url = f"{server}/v1/api-keys/{old['id']}/rotate"
@@ -111,7 +111,7 @@ def race_call(index: int, url: str, headers: dict[str, str]) -> requests.Respons
     return requests.post(f"{url}/rotate", json={"grace_seconds": 300}, headers=headers, timeout=60)
 
 
-def test_revoke_racing_a_rotation_with_grace_stays_revoked(server, host_headers):
+def test_revoke_racing_a_rotation_with_grace_stays_revoked(server):
     headers = host_headers(server)
     for _ in range(REVOKE_TRIALS):
         old = live_key(server, headers)
@@ -124,9 +124,3 @@ def test_revoke_racing_a_rotation_with_grace_stays_revoked(server, host_headers)
         if rotated.status_code == 201:
             fresh = bearer(rotated.json()["api_key"])
             assert requests.get(f"{server}/v1/auth", headers=fresh, timeout=30).status_code == 200
-
-
-@pytest.fixture
-def host_headers():
-    """Until the host-trust merge: loopback callers act as the owner."""
-    return lambda base: {}

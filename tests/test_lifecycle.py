@@ -7,7 +7,7 @@ import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import reset_postgres
-from tests.test_server import all_at_once, run_server
+from tests.test_server import BIN, all_at_once, host_headers, run_server
 
 CONCURRENT = 16
 
@@ -25,17 +25,21 @@ def fresh_database(database_url: str, make_app, tmp_path: Path) -> str:
     return database_url
 
 
+def serve_command(port: int) -> list[str]:
+    """``authsvc serve`` with two workers: it migrates and bootstraps, then forks."""
+    return [str(BIN / "authsvc"), "serve", "--workers", "2", "--port", str(port)]
+
+
 def first_contact(base: str, index: int) -> requests.Response:
-    """What apps and the host send at once: health, pairing, the host's list, key checks."""
+    """What apps and the host send at once: health, pairing, the host's login and lists."""
     if index % 4 == 0:
         return requests.get(f"{base}/health", timeout=60)
     if index % 4 == 1:
         return requests.post(
             f"{base}/v1/auth/challenges", json={"app_name": f"App {index}"}, timeout=60
         )
-    if index % 4 == 2:
-        return requests.get(f"{base}/v1/pairing/challenges", timeout=60)
-    return requests.get(f"{base}/v1/api-keys", timeout=60)
+    path = "/v1/pairing/challenges" if index % 4 == 2 else "/v1/api-keys"
+    return requests.get(f"{base}{path}", headers=host_headers(base), timeout=60)
 
 
 def transactions_left_open(database_url: str) -> int:
@@ -53,13 +57,13 @@ def transactions_left_open(database_url: str) -> int:
 
 
 def test_cold_start_with_two_workers_answers_everything(fresh_database, tmp_path):
-    with run_server(fresh_database, tmp_path, serve=True) as base:
+    with run_server(fresh_database, tmp_path, serve_command) as base:
         responses = all_at_once(CONCURRENT, lambda i: first_contact(base, i))
         assert all(r.status_code < 500 for r in responses), [r.text for r in responses]
         assert {r.status_code for r in responses} <= {200, 201, 429}, [r.text for r in responses]
         if fresh_database.startswith("postgresql"):
             assert transactions_left_open(fresh_database) == 0
-    (log,) = tmp_path.glob("gunicorn-*.log")
+    (log,) = tmp_path.glob("server-*.log")
     output = log.read_text()
     assert "Traceback" not in output, output
     assert "Shutting down: Master" in output, output

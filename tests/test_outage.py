@@ -15,9 +15,9 @@ from authsvc import create_app
 from authsvc.database import CONNECT_TIMEOUT
 from authsvc.extensions import db
 from tests import conftest
-from tests.conftest import bearer
+from tests.conftest import bearer, host_client
 from tests.relay import Relay
-from tests.test_server import run_server
+from tests.test_server import host_headers, run_server
 
 OUTAGE_BOUND = CONNECT_TIMEOUT + 5  # seconds for a 503 while PostgreSQL cannot be reached
 RECOVERY_BOUND = 20  # seconds for every call to succeed again once it can
@@ -69,7 +69,7 @@ def test_postgresql_outage_answers_503_then_recovers(database_url, make_app, tmp
     with Relay((url.host or "127.0.0.1", url.port or 5432)) as relay:
         relayed = url.set(port=relay.port).render_as_string(hide_password=False)
         with run_server(relayed, tmp_path) as base:
-            headers: dict[str, str] = {}
+            headers = host_headers(base)
             created = requests.post(f"{base}/v1/api-keys", json={"name": "o"}, headers=headers)
             assert created.status_code == 201, created.text
             named = calls(base, headers, created.json()["api_key"])
@@ -108,7 +108,7 @@ def test_sqlite_locked_beyond_the_busy_timeout(sqlite_file):
     app = create_app(
         conftest.base_config(f"sqlite:///{sqlite_file}", SQLALCHEMY_ENGINE_OPTIONS=options)
     )
-    client = app.test_client()
+    client = host_client(app)
     holder = sqlite3.connect(sqlite_file)
     holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     try:
@@ -133,7 +133,7 @@ def test_sqlite_read_only(sqlite_file):
 
 def test_sqlite_disk_full(sqlite_file):
     app = create_app(conftest.base_config(f"sqlite:///{sqlite_file}"))
-    client = app.test_client()
+    client = host_client(app)
 
     def no_room_to_grow(connection, _record) -> None:
         pages = connection.execute("PRAGMA page_count").fetchone()[0]
@@ -141,6 +141,7 @@ def test_sqlite_disk_full(sqlite_file):
 
     with app.app_context():
         event.listen(db.engine, "connect", no_room_to_grow)
+        db.engine.dispose()  # the login's pooled connection has no cap yet
     body = {"name": "big", "meta": {"pad": "x" * 4000}}
     statuses = [client.post("/v1/api-keys", json=body).status_code for _ in range(20)]
     with app.app_context():

@@ -6,7 +6,7 @@ import pytest
 
 from authsvc import create_app, proxies
 from tests import conftest
-from tests.conftest import bearer
+from tests.conftest import bearer, host_client
 from tests.keyhelpers import make_key, owner_id
 
 CLIENT = "192.0.2.2"  # a client on the internet, reaching authsvc directly
@@ -52,7 +52,7 @@ def test_a_wrong_setting_stops_the_start(database_url, setting):
 )
 def test_the_client_address_recorded(make_app, peer, forwarded, client):
     app = make_app(AUTHSVC_TRUSTED_PROXIES=PROXY)
-    host = app.test_client()
+    host = host_client(app)
     created = host.post(
         "/v1/auth/challenges",
         json={"app_name": "Seen"},
