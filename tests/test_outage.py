@@ -19,7 +19,9 @@ from tests.conftest import bearer, host_client
 from tests.relay import Relay
 from tests.test_server import host_headers, run_server
 
-OUTAGE_BOUND = CONNECT_TIMEOUT + 5  # seconds for a 503 while PostgreSQL cannot be reached
+# Seconds for a 503 while PostgreSQL cannot be reached: with the default sslmode=prefer psycopg
+# makes two attempts (TLS, then plain), each bounded by the connect timeout.
+OUTAGE_BOUND = 2 * CONNECT_TIMEOUT + 5
 RECOVERY_BOUND = 20  # seconds for every call to succeed again once it can
 
 

@@ -1,4 +1,4 @@
-"""Key state changes are atomic: rotations and revocations of one key, serial and concurrent."""
+"""Races: rotations and revocations of one key, and wrong codes against the pairing budget."""
 
 from datetime import timedelta
 
@@ -12,11 +12,13 @@ from authsvc.models import ApiKey
 from tests import test_server
 from tests.conftest import bearer
 from tests.keyhelpers import audit_types
-from tests.test_server import all_at_once, host_headers
+from tests.test_server import all_at_once, create_challenge, host_headers
 
 server = test_server.server  # the live gunicorn fixture, shared
 ROTATIONS = 10
 REVOKE_TRIALS = 6
+CHALLENGES = 10  # the pending cap per client, at 5 wrong codes each
+BUDGET = 20
 
 
 def create(client, **fields):
@@ -124,3 +126,27 @@ def test_revoke_racing_a_rotation_with_grace_stays_revoked(server):
         if rotated.status_code == 201:
             fresh = bearer(rotated.json()["api_key"])
             assert requests.get(f"{server}/v1/auth", headers=fresh, timeout=30).status_code == 200
+
+
+def test_parallel_wrong_codes_never_overdraw_the_budget(server):
+    headers = host_headers(server)
+    challenge_ids = [create_challenge(server, f"Guess {i}") for i in range(CHALLENGES)]
+    listed = requests.get(f"{server}/v1/pairing/challenges", headers=headers, timeout=30)
+    codes = {c["challenge_id"]: c["code"] for c in listed.json()["data"]}
+    guesses = [
+        {"challenge_id": challenge_id, "code": f"{(int(codes[challenge_id]) + 1) % 10_000:04d}"}
+        for challenge_id in challenge_ids
+        for _ in range(5)
+    ]
+
+    responses = all_at_once(
+        len(guesses),
+        lambda i: requests.post(f"{server}/v1/auth/api_keys", json=guesses[i], timeout=60),
+    )
+
+    messages = [r.json()["message"] for r in responses]
+    assert all(r.status_code < 500 for r in responses), messages
+    assert messages.count("invalid code") == BUDGET, messages
+    assert set(messages) <= {"invalid code", "pairing is disabled"}, messages
+    settings = requests.get(f"{server}/v1/settings", headers=headers, timeout=30).json()
+    assert settings["pairing_enabled"] is False
