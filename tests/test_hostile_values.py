@@ -163,3 +163,18 @@ def test_nul_characters_are_refused(app, client, method, path, body):
     before = counts(app)
     response = getattr(client, method)(path, json=body)
     assert_refused(app, before, response, "NUL")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "raw"),
+    [
+        ("patch", "/v1/settings", '{"api_key_allowed_endpoints": ["/v1/\\ud800"]}'),
+        ("post", "/v1/api-keys", '{"name": "x", "meta": {"\\udfff": 1}}'),
+        ("post", "/v1/auth/challenges", '{"app_name": "x", "extra": ["\\ud800"]}'),
+    ],
+)
+def test_lone_surrogates_are_refused(app, client, method, path, raw):
+    before = counts(app)
+    response = getattr(client, method)(path, data=raw, content_type="application/json")
+    assert_refused(app, before, response, "lone surrogates")
+    assert client.get("/v1/settings").json["api_key_allowed_endpoints"] == []
