@@ -13,7 +13,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit, ratelimits, users
+from . import audit, ratelimits
 from .clock import utcnow
 from .errors import ApiError
 from .extensions import db
@@ -80,24 +80,27 @@ def dummy_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def check_credentials(username: str | None, password: str, client_ip: str | None) -> User:
+def check_credentials(
+    username: str | None, password: str, client_ip: str | None, owner: User | None
+) -> User:
     """The user these credentials belong to, or 401; 429 while failures are over the limit.
 
-    Failures count per client address and per username; while either limit holds, even the
-    right password is refused, so guessing cannot continue at a slower pace unnoticed.
+    ``owner`` is the single-user owner, who logs in with the owner password; None in
+    multi-user mode, where accounts log in with their username. Failures count per client
+    address and per username; while either limit holds, even the right password is refused.
     """
     limits = ratelimits.parse(current_app.config["AUTHSVC_LOGIN_RATE_LIMIT"])
     subjects = [("login-address", client_ip or "unknown"), ("login-user", username or "")]
     for subject in subjects:
         ratelimits.refuse_if_exhausted(limits, "too many failed logins: try again later", *subject)
-    if users.is_multi_user():
+    if owner is None:
         user = db.session.scalar(select(User).where(User.username == (username or "")))
         # Hash even for unknown users, so timing does not reveal which usernames exist.
         stored = user.password_hash if user and user.password_hash else dummy_hash()
         valid = check_password_hash(stored, password) and bool(user and user.password_hash)
     else:
         expected = current_app.config["AUTHSVC_OWNER_PASSWORD"]
-        user = users.get_owner()
+        user = owner
         valid = hmac.compare_digest(expected.encode(), password.encode())
     if not valid or user is None or user.suspended:
         for subject in subjects:

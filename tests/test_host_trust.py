@@ -249,3 +249,18 @@ def test_a_csrf_token_belongs_to_one_session(app):
     second, _ = cookie_client(app)
     stolen = second.post("/v1/api-keys", json={"name": "x"}, headers={"X-CSRF-Token": first_csrf})
     assert stolen.status_code == 403
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1"])
+def test_loopback_without_credentials_gets_401_on_every_host_endpoint(app, client, anon, address):
+    paired = pair(client)
+    challenge = client.post("/v1/auth/challenges", json={"app_name": "other"}).json
+    before = counts(app)
+    for method, path in MANAGEMENT:
+        url = path.format(key=paired["key_id"], challenge=challenge["challenge_id"])
+        answer = getattr(anon, method)(url, json=BODY, environ_base={"REMOTE_ADDR": address})
+        assert (answer.status_code, answer.json["message"]) == (
+            401,
+            "missing authorization header",
+        ), url
+    assert counts(app) == before
