@@ -12,13 +12,13 @@ from tests.test_server import BIN, all_at_once, host_headers, run_server
 CONCURRENT = 16
 
 
-@pytest.fixture
-def fresh_database(database_url: str, make_app, tmp_path: Path) -> str:
-    """An empty database: a new SQLite file, or the PostgreSQL test schema dropped.
-
-    ``authsvc serve`` migrates it back; ``make_app`` empties the tables afterwards.
-    """
+@pytest.fixture(params=["empty", "migrated"])
+def start_database(request, database_url: str, make_app, tmp_path: Path) -> str:
+    """The session's migrated database, or an empty one: a new SQLite file, or the PostgreSQL
+    test schema dropped. ``authsvc serve`` migrates it; ``make_app`` empties the tables after."""
     make_app()
+    if request.param == "migrated":
+        return database_url
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
     reset_postgres(database_url)
@@ -56,13 +56,13 @@ def transactions_left_open(database_url: str) -> int:
     return int(count or 0)
 
 
-def test_cold_start_with_two_workers_answers_everything(fresh_database, tmp_path):
-    with run_server(fresh_database, tmp_path, serve_command) as base:
+def test_cold_start_with_two_workers_answers_everything(start_database, tmp_path):
+    with run_server(start_database, tmp_path, serve_command) as base:
         responses = all_at_once(CONCURRENT, lambda i: first_contact(base, i))
         assert all(r.status_code < 500 for r in responses), [r.text for r in responses]
         assert {r.status_code for r in responses} <= {200, 201, 429}, [r.text for r in responses]
-        if fresh_database.startswith("postgresql"):
-            assert transactions_left_open(fresh_database) == 0
+        if start_database.startswith("postgresql"):
+            assert transactions_left_open(start_database) == 0
     (log,) = tmp_path.glob("server-*.log")
     output = log.read_text()
     assert "Traceback" not in output, output
