@@ -16,10 +16,11 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the application: configuration, extensions, blueprints, error handlers."""
-    from . import config, errors, wire
+    from . import config, errors, gate, wire
 
     app = OpenAPI(
         __name__,
+        instance_path=config.instance_path(test_config),
         instance_relative_config=True,
         info=Info(title="authsvc", version=__version__),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer"}},
@@ -39,6 +40,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     errors.init_app(app)
     wire.init_app(app)
     register_blueprints(app)
+    gate.init_app(app)  # last, so that its hook runs first
     return app
 
 

@@ -1,10 +1,9 @@
 """Who is calling: the one reader of ``Authorization`` and the key checks of SPEC §2."""
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import current_app, g, request
+from flask import g, request
 from limits import RateLimitItemPerSecond
 
 from . import keys, ratelimits, restrictions, sessions, settings, users
@@ -15,11 +14,13 @@ from .models import ApiKey, AuthSession, User
 
 REALM = 'Bearer realm="authsvc"'
 LAST_USED_EVERY = timedelta(minutes=1)
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+SCOPE_REFUSALS = {"manage": "this api key may not manage", "api": "this api key may only manage"}
 
 
 @dataclass
 class Caller:
-    """An authenticated caller: a user, through a key, a session or the loopback host."""
+    """An authenticated caller: a user, through a key or a session."""
 
     user: User
     key: ApiKey | None = None
@@ -82,6 +83,9 @@ def check_restrictions(
     if key.allowed_ips is not None and not restrictions.ip_allowed(key.allowed_ips, client_ip):
         raise forbidden("client address not allowed for this api key")
     if path is None:
+        # A verification that names no request target cannot pass an endpoint restriction.
+        if key.allowed_endpoints is not None or values["api_key_endpoint_restrictions_enabled"]:
+            raise forbidden("endpoint not allowed for this api key: no path given")
         return
     try:
         path = restrictions.clean_path(path)
@@ -135,10 +139,25 @@ def request_target() -> str:
 
 
 def require_key(method: str | None = None, path: str | None = None) -> Caller:
-    """Authenticate the request's API key; forward-auth passes the forwarded method and path."""
+    """Authenticate the request's API key for the guarded API (the ``api`` scope).
+
+    Forward-auth passes the forwarded method and path.
+    """
     token = bearer_token()
     if token is None:
         raise unauthorized("missing authorization header", token_sent=False)
+    return require_scope(authenticate_key(token, method, path), "api")
+
+
+def require_scope(caller: Caller, scope: str) -> Caller:
+    """403 unless the caller's key has ``scope``; sessions have every scope."""
+    if caller.key is not None and scope not in caller.key.scopes:
+        raise forbidden(SCOPE_REFUSALS[scope])
+    return caller
+
+
+def authenticate_key(token: str, method: str | None = None, path: str | None = None) -> Caller:
+    """Check a key against every rule for this request, record its use, remember the caller."""
     target = path or request_target()
     caller = check_key(token, method or request.method, target, request.remote_addr)
     assert caller.key is not None
@@ -147,36 +166,34 @@ def require_key(method: str | None = None, path: str | None = None) -> Caller:
     return caller
 
 
-def is_loopback(address: str | None) -> bool:
-    """Whether the client address is on this machine."""
-    try:
-        return address is not None and ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+def require_caller(allow_keys: bool = True, scope: str = "manage") -> Caller:
+    """A management caller: a session (token or cookie) or an API key with ``scope``.
 
-
-def require_caller(allow_keys: bool = True) -> Caller:
-    """A management caller: API key, session token or cookie, or the local host."""
+    Being on loopback grants nothing. A page's cookie counts only from the server's own origin,
+    and a change made on the strength of the cookie needs the session's CSRF token.
+    """
     token = bearer_token()
     if token is not None and token.startswith(keys.key_prefix()):
         if not allow_keys:
             raise forbidden("this endpoint needs a host session, not an api key")
-        return require_key()
-    if token is None:
+        return require_scope(authenticate_key(token), scope)
+    from_cookie = token is None and not g.get("cross_origin", False)
+    if from_cookie:
         token = request.cookies.get(sessions.COOKIE)
-    if token is not None:
-        resolved = sessions.resolve(token)
-        if resolved is None:
-            raise unauthorized("invalid or expired session")
-        caller = Caller(user=resolved[0], session=resolved[1])
-    elif (
-        not users.is_multi_user()
-        and not current_app.config["AUTH_TOKEN"]
-        and is_loopback(request.remote_addr)
-    ):
-        caller = Caller(user=users.get_owner())
-    else:
+    if token is None:
         raise unauthorized("missing authorization header", token_sent=False)
+    resolved = sessions.resolve(token)
+    if resolved is None:
+        raise unauthorized("invalid or expired session")
+    user, session = resolved
+    csrf = request.headers.get(sessions.CSRF_HEADER)
+    if (
+        from_cookie
+        and request.method not in SAFE_METHODS
+        and not sessions.csrf_token_valid(session, csrf)
+    ):
+        raise ApiError(403, "missing or invalid csrf token")
+    caller = Caller(user=user, session=session)
     g.caller = caller
     return caller
 

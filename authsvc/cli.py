@@ -10,7 +10,7 @@ from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from . import audit, create_app, keys, pairing, users
+from . import audit, create_app, keys, pairing, sessions, users
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
@@ -18,6 +18,10 @@ from .extensions import db
 from .models import ApiKey, User
 
 WATCH_INTERVAL = 1.0
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 31009
+# The request line without its query string: legacy pairing sends the code in the query.
+ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 
 
 class Server(BaseApplication):
@@ -53,9 +57,29 @@ def main(ctx: click.Context) -> None:
     ctx.call_on_close(close_database)
 
 
+def login_link(app: Flask, host: str, port: int) -> str:
+    """The web pages' login link; in single-user mode without ``AUTH_TOKEN`` it logs the owner in.
+
+    The owner token rides in the URL fragment, which browsers never send to a server.
+    """
+    if host in {"0.0.0.0", "::", ""}:  # listening everywhere: this machine is one of them
+        host = DEFAULT_HOST
+    elif ":" in host:
+        host = f"[{host}]"
+    link = f"http://{host}:{port}/ui/login"
+    if app.config["AUTH_TOKEN"] or users.is_multi_user():
+        return link
+    return f"{link}#token={sessions.owner_password(app)}"
+
+
+def address_options(command: Any) -> Any:
+    """``--host`` and ``--port``, shared by the commands that name the server's address."""
+    command = click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)(command)
+    return click.option("--host", default=DEFAULT_HOST, show_default=True)(command)
+
+
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=31009, show_default=True, type=int)
+@address_options
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.pass_obj
 def serve(app: Flask, host: str, port: int, workers: int) -> None:
@@ -63,8 +87,34 @@ def serve(app: Flask, host: str, port: int, workers: int) -> None:
     upgrade()
     users.bootstrap()
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
-    options = {"bind": f"{host}:{port}", "workers": workers, "threads": 4, "accesslog": "-"}
+    click.echo(f"open the host's pages (this link logs you in): {login_link(app, host, port)}")
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": 4,
+        "accesslog": "-",
+        "access_log_format": ACCESS_LOG_FORMAT,
+    }
     Server(app, options).run()
+
+
+@main.command(name="owner-token")
+@click.pass_obj
+def owner_token(app: Flask) -> None:
+    """Print the single-user owner's password (the generated owner token)."""
+    if users.is_multi_user():
+        raise click.ClickException("multi-user mode: log in with your username and password")
+    if app.config["AUTH_TOKEN"]:
+        raise click.ClickException("AUTH_TOKEN is set: the owner logs in with its value")
+    click.echo(sessions.owner_password(app))
+
+
+@main.command(name="open")
+@address_options
+@click.pass_obj
+def open_link(app: Flask, host: str, port: int) -> None:
+    """Print the link that opens the host's web pages (and logs the owner in)."""
+    click.echo(login_link(app, host, port))
 
 
 @main.group(name="keys")
@@ -86,12 +136,20 @@ def keys_list() -> None:
 @click.option("--org", "organization_id", help="Scope the key to one organization id.")
 @click.option("--expires-in-days", type=click.IntRange(min=1), help="Expire after N days.")
 @click.option("--allow", "allowed", multiple=True, help="Allowed endpoint, e.g. 'GET /v1/spaces'.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    type=click.Choice(["api", "manage"]),
+    help="What the key may do (default: api).",
+)
 def keys_create(
     name: str,
     username: str | None,
     organization_id: str | None,
     expires_in_days: int | None,
     allowed: tuple[str, ...],
+    scopes: tuple[str, ...],
 ) -> None:
     """Create a key and print its secret once; checked exactly as the API checks it."""
     users.bootstrap()
@@ -102,6 +160,7 @@ def keys_create(
             organization=organization_id,
             expires_in_days=expires_in_days,
             allowed_endpoints=list(allowed) or None,
+            scopes=list(dict.fromkeys(scopes)) or None,
         )
         key, secret = keys.issue_key(owner, body.fields(), "cli", users.get_owner().id)
     except ValidationError as error:
@@ -129,8 +188,10 @@ def pairing_group() -> None:
 
 
 def challenge_line(challenge: Any) -> str:
+    """One pending challenge; the app's own words are quoted, as untrusted text."""
     return (
         f"code {challenge.code}  app {challenge.app_name!r}  from {challenge.client_ip}"
+        f"  agent {challenge.user_agent!r}  origin {challenge.origin!r}"
         f"  challenge {challenge.id}  expires {challenge.expires_at:%H:%M:%S} UTC"
     )
 
@@ -138,7 +199,10 @@ def challenge_line(challenge: Any) -> str:
 @pairing_group.command(name="list")
 def pairing_list() -> None:
     """Print the pending challenges and their codes."""
-    for challenge in db.session.scalars(pairing.pending_query(utcnow())):
+    pending = db.session.scalars(pairing.pending_query(utcnow())).all()
+    if not pending:
+        click.echo("no pending challenges")
+    for challenge in pending:
         click.echo(challenge_line(challenge))
 
 

@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "AUTHSVC_ADMIN_USERNAME": None,
     "AUTHSVC_ADMIN_PASSWORD": None,
     "AUTHSVC_TRUSTED_PROXIES": 0,
+    "AUTHSVC_ALLOWED_HOSTS": [],
+    "AUTHSVC_CORS_ORIGINS": [],
+    "AUTHSVC_LOGIN_RATE_LIMIT": "10 per minute",
+    "AUTHSVC_INSTANCE_PATH": None,
     "AUTH_TOKEN": None,
     "JWT_SECRET": None,
     "JWT_EXPIRY": "30d",
@@ -58,6 +62,14 @@ def load_environment(app: Flask) -> None:
     for env_name, setting in RENAMED.items():
         if os.environ.get(env_name):
             app.config[setting] = os.environ[env_name]
+
+
+def instance_path(test_config: dict[str, Any] | None) -> str | None:
+    """``AUTHSVC_INSTANCE_PATH`` (tests pass it in their configuration), made absolute."""
+    chosen = (test_config or {}).get("AUTHSVC_INSTANCE_PATH") or os.environ.get(
+        "AUTHSVC_INSTANCE_PATH"
+    )
+    return os.path.abspath(chosen) if chosen else None
 
 
 def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:

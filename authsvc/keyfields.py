@@ -21,9 +21,13 @@ SETTABLE = (
     "enabled",
     "meta",
     "expires_at",
+    "scopes",
 )
 # The restrictions a key passes on to the keys it creates.
 NARROWING = ("organization_id", "allowed_endpoints", "allowed_ips", "rate_limit", "expires_at")
+# Default scopes: what a key made for an app may do, and what a key made for a person may do.
+API = ("api",)
+API_AND_MANAGE = ("api", "manage")
 
 
 def parse_time(value: Any) -> datetime:
@@ -68,6 +72,13 @@ def small_meta(meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def distinct_scopes(scopes: list[str]) -> list[str]:
+    """Each scope at most once."""
+    if len(set(scopes)) != len(scopes):
+        raise ValueError("must not repeat a scope")
+    return scopes
+
+
 def fields_of(key: ApiKey) -> dict[str, Any]:
     """The settable fields of a stored key."""
     return {name: getattr(key, name) for name in SETTABLE}
@@ -84,6 +95,8 @@ def inherit(parent: ApiKey, fields: dict[str, Any]) -> dict[str, Any]:
 
 def require_within(parent: ApiKey, fields: dict[str, Any]) -> None:
     """403 when ``fields`` would reach further than the key ``parent`` acting for its owner."""
+    if not set(fields["scopes"]) <= set(parent.scopes):
+        raise ApiError(403, "an api key cannot widen access: scopes exceeds its own")
     for name in NARROWING:
         if getattr(parent, name) is not None and not within(name, getattr(parent, name), fields):
             raise ApiError(403, f"an api key cannot widen access: {name} exceeds its own")

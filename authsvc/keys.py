@@ -88,8 +88,17 @@ def mark_revoked(key: ApiKey, actor_id: str | None, at: datetime | None = None) 
     )
 
 
-def revoke(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
+def require_manageable(key: ApiKey, parent: ApiKey | None) -> None:
+    """A key may manage only keys no wider than itself (403); sessions manage any of theirs."""
+    if parent is not None:
+        keyfields.require_within(parent, keyfields.fields_of(key))
+
+
+def revoke(
+    key: ApiKey, actor_id: str | None, at: datetime | None = None, parent: ApiKey | None = None
+) -> None:
     """Revoke now (or at ``at``) and commit; a key already revoked stays as it is."""
+    require_manageable(key, parent)
     if not is_revoked(key):
         mark_revoked(key, actor_id, at)
     db.session.commit()
@@ -156,6 +165,7 @@ def update_key(
     key: ApiKey, changes: dict[str, Any], actor_id: str | None, parent: ApiKey | None = None
 ) -> ApiKey:
     """Apply validated changes, narrowed to ``parent`` when a key asks; commit."""
+    require_manageable(key, parent)
     if not changes:
         return key
     if parent is not None:
@@ -181,9 +191,8 @@ def rotate_key(
     """A new key with the same fields; the old one is revoked now or after the grace; commit."""
     if key.revoked_at is not None:
         raise ApiError(409, "api key already revoked")
+    require_manageable(key, parent)
     fields = keyfields.fields_of(key)
-    if parent is not None:
-        keyfields.require_within(parent, fields)
     owner = db.session.get_one(User, key.owner_id)
     new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
     mark_revoked(key, actor_id, utcnow() + timedelta(seconds=grace_seconds))
@@ -213,6 +222,7 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
         "rate_limit": key.rate_limit,
         "enabled": key.enabled,
         "meta": key.meta or {},
+        "scopes": key.scopes,
         "created_at": iso(key.created_at),
         "created_via": key.created_via,
         "expires_at": iso(key.expires_at),

@@ -90,6 +90,7 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     rate_limit: Mapped[dict[str, int] | None] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["api"])
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_via: Mapped[str] = mapped_column(String(16))
     expires_at: Mapped[datetime | None]
@@ -110,12 +111,22 @@ class Challenge(db.Model):  # type: ignore[name-defined]
     failed_attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int]
     client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    origin: Mapped[str | None] = mapped_column(String(200))
     claimed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     key_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
     __table_args__ = (Index("ix_challenges_state_expires_at", "state", "expires_at"),)
+
+
+class Counter(db.Model):  # type: ignore[name-defined]
+    """A named counter changed only by atomic conditional updates (the pairing budget)."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(default=0)
 
 
 class AuthSession(db.Model):  # type: ignore[name-defined]

@@ -11,15 +11,16 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, case, func, select, true, update
 
-from . import audit, keys, settings, users
+from . import audit, counters, keys, settings, users
 from .clock import epoch, iso, utcnow
 from .database import get_or_404, serialize
 from .errors import ApiError
 from .extensions import db
-from .models import ApiKey, AuditEvent, Challenge, User
+from .models import ApiKey, Challenge, User
 
 log = logging.getLogger(__name__)
-BUDGET_WINDOW = timedelta(minutes=15)
+BUDGET = counters.PAIRING_FAILURES
+UNTRUSTED_TEXT_LIMIT = 200
 GONE = {
     "used": "challenge already used",
     "denied": "challenge denied",
@@ -69,8 +70,17 @@ def check_pending_caps(client_ip: str | None, now: datetime) -> None:
             )
 
 
-def issue_challenge(app_name: str, client_ip: str | None, code_challenge: str | None) -> Challenge:
-    """Create a challenge with a fresh 4-digit code and tell the host about it."""
+def issue_challenge(
+    app_name: str,
+    client_ip: str | None,
+    code_challenge: str | None,
+    user_agent: str | None = None,
+    origin: str | None = None,
+) -> Challenge:
+    """Create a challenge with a fresh 4-digit code and tell the host about it.
+
+    The user agent and origin are the app's own words, kept (shortened) for the host to judge.
+    """
     require_pairing_enabled()
     serialize("challenge-creation")  # the caps below count, then insert
     now = utcnow()
@@ -83,6 +93,8 @@ def issue_challenge(app_name: str, client_ip: str | None, code_challenge: str | 
         code_challenge=code_challenge,
         max_attempts=values["challenge_max_attempts"],
         client_ip=client_ip,
+        user_agent=user_agent[:UNTRUSTED_TEXT_LIMIT] if user_agent else None,
+        origin=origin[:UNTRUSTED_TEXT_LIMIT] if origin else None,
         created_at=now,
         expires_at=now + timedelta(seconds=values["challenge_ttl_seconds"]),
     )
@@ -115,8 +127,37 @@ def verifier_matches(code_challenge: str, verifier: str | None) -> bool:
     return hmac.compare_digest(derived.rstrip(b"=").decode(), code_challenge)
 
 
-def count_failure(challenge: Challenge, now: datetime) -> int:
-    """Count a wrong attempt atomically, burn the challenge at its cap; return attempts left."""
+def reserve_attempt() -> int:
+    """Spend one unit of the failure budget before any code is compared; return units spent.
+
+    The budget counts every comparison since pairing was last turned on or last succeeded
+    (SPEC §4): no time window, so a slow drip cannot outlast it. When it is spent, pairing is
+    locked and nothing more is compared.
+    """
+    spent = counters.reserve(BUDGET, current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"])
+    if spent is None:
+        lock_pairing()
+        raise ApiError(403, "pairing is disabled")
+    return spent
+
+
+def lock_pairing() -> None:
+    """Turn pairing off because the failure budget is spent, once, with an audit event."""
+    budget = current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]
+    serialize("pairing-lock")  # concurrent lockers take turns, so one of them records it
+    if settings.current(fresh=True)["pairing_enabled"]:
+        settings.store({"pairing_enabled": False})
+        audit.record("pairing.locked", failures=budget, budget=budget)
+        log.warning("pairing locked after %d wrong codes; turn it on again in the settings", budget)
+    db.session.commit()
+
+
+def count_failure(challenge: Challenge, now: datetime, spent: int) -> int:
+    """Count a wrong attempt atomically, burn the challenge at its cap; return attempts left.
+
+    ``spent`` is the failure budget used including this attempt; the attempt that spends the
+    last unit is answered as usual and locks pairing from the next request on.
+    """
     burns = Challenge.failed_attempts + 1 >= Challenge.max_attempts
     result = db.session.execute(
         update(Challenge)
@@ -135,35 +176,9 @@ def count_failure(challenge: Challenge, now: datetime) -> int:
     if challenge.state == "burned":
         audit.record("challenge.burned", challenge_id=challenge.id, app_name=challenge.app_name)
     db.session.commit()
-    spend_failure_budget(now)
+    if spent >= current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]:
+        lock_pairing()
     return max(0, challenge.max_attempts - challenge.failed_attempts)
-
-
-def spend_failure_budget(now: datetime) -> None:
-    """Lock pairing once too many wrong codes arrived within the window (SPEC §4)."""
-    values = settings.current()
-    since = now - BUDGET_WINDOW
-    if values["pairing_budget_since"]:
-        since = max(since, datetime.fromisoformat(values["pairing_budget_since"].rstrip("Z")))
-    counted = select(func.count()).where(
-        AuditEvent.type == "pairing.failed", AuditEvent.created_at >= since
-    )
-    # ``pairing_budget_since`` has whole seconds only; failures before the last lock must not
-    # count against the fresh budget that turning pairing on again starts.
-    last_lock = db.session.scalar(
-        select(func.max(AuditEvent.id)).where(AuditEvent.type == "pairing.locked")
-    )
-    if last_lock is not None:
-        counted = counted.where(AuditEvent.id > last_lock)
-    failures = db.session.scalar(counted)
-    budget = current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]
-    if failures is not None and failures >= budget and values["pairing_enabled"]:
-        settings.store({"pairing_enabled": False})
-        audit.record("pairing.locked", failures=failures, budget=budget)
-        db.session.commit()
-        log.warning(
-            "pairing locked after %d wrong codes; turn it on again in the settings", failures
-        )
 
 
 def redeem_challenge(
@@ -176,13 +191,14 @@ def redeem_challenge(
     challenge = get_challenge(challenge_id)
     now = utcnow()
     raise_if_finished(challenge, now)
+    spent = reserve_attempt()
     if challenge.code_challenge and not verifier_matches(challenge.code_challenge, code_verifier):
-        attempts_left = count_failure(challenge, now)
+        attempts_left = count_failure(challenge, now, spent)
         raise ApiError(400, "invalid code_verifier", attempts_left=attempts_left)
     needs_approval = settings.current()["pairing_requires_approval"] or users.is_multi_user()
     approved = challenge.claimed_by is not None or not needs_approval
     if not approved or not hmac.compare_digest(code.encode(), challenge.code.encode()):
-        attempts_left = count_failure(challenge, now)
+        attempts_left = count_failure(challenge, now, spent)
         raise ApiError(400, "invalid code", attempts_left=attempts_left)
     owner = db.session.get(User, challenge.claimed_by) if challenge.claimed_by else None
     key, secret = keys.create_key(owner or users.get_owner(), challenge.app_name, "pairing")
@@ -198,6 +214,7 @@ def redeem_challenge(
         raise_if_finished(challenge, now)
         raise ApiError(410, GONE["used"])
     audit.record("pairing.succeeded", key_id=key.id, challenge_id=challenge.id, app_name=key.name)
+    counters.reset(BUDGET)  # a success starts a fresh budget
     db.session.commit()
     return key, secret, challenge
 
@@ -254,6 +271,8 @@ def challenge_for_host(challenge: Challenge, viewer: User, now: datetime) -> dic
         "expires_at": iso(challenge.expires_at),
         "attempts_left": max(0, challenge.max_attempts - challenge.failed_attempts),
         "client_ip": challenge.client_ip,
+        "user_agent": challenge.user_agent,
+        "origin": challenge.origin,
         "claimed_by": challenge.claimed_by,
         "code": challenge.code if show_code else None,
     }

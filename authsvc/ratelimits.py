@@ -17,22 +17,39 @@ def enforce(items: list[RateLimitItem], message: str, *identifiers: str) -> None
 def count(items: list[RateLimitItem], message: str, *identifiers: str) -> ApiError | None:
     """Count one hit against each limit; return the 429 to answer when one is over."""
     for item in items:
-        if limiter.limiter.hit(item, *identifiers):
-            continue
-        reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
-        retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
-        return ApiError(
-            429,
-            message,
-            headers={
-                "Retry-After": str(retry_after),
-                "X-RateLimit-Limit": str(item.amount),
-                "X-RateLimit-Remaining": "0",
-                "X-RateLimit-Reset": str(int(reset_at)),
-            },
-            retry_after=retry_after,
-        )
+        if not limiter.limiter.hit(item, *identifiers):
+            return too_many(item, message, *identifiers)
     return None
+
+
+def refuse_if_exhausted(items: list[RateLimitItem], message: str, *identifiers: str) -> None:
+    """429 when a limit is used up already, without counting this request."""
+    for item in items:
+        if not limiter.limiter.test(item, *identifiers):
+            raise too_many(item, message, *identifiers)
+
+
+def hit(items: list[RateLimitItem], *identifiers: str) -> None:
+    """Count one hit against each limit (the caller decided that this one counts)."""
+    for item in items:
+        limiter.limiter.hit(item, *identifiers)
+
+
+def too_many(item: RateLimitItem, message: str, *identifiers: str) -> ApiError:
+    """The 429 for a limit that is over, with ``Retry-After`` and the rate-limit headers."""
+    reset_at, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
+    retry_after = max(1, int(reset_at) - epoch(utcnow()) + 1)
+    return ApiError(
+        429,
+        message,
+        headers={
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Limit": str(item.amount),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": str(int(reset_at)),
+        },
+        retry_after=retry_after,
+    )
 
 
 def parse(limits: str) -> list[RateLimitItem]:

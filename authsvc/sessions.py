@@ -13,14 +13,17 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import audit, users
+from . import audit, ratelimits
 from .clock import utcnow
 from .errors import ApiError
 from .extensions import db
 from .models import AuthSession, User
 
 SALT = "authsvc.session"
+CSRF_SALT = "authsvc.csrf"
 COOKIE = "authsvc_session"
+OWNER_TOKEN_FILE = "owner_token"
+CSRF_HEADER = "X-CSRF-Token"
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -32,12 +35,9 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
 
 
-def jwt_secret(app: Flask) -> str:
-    """``JWT_SECRET``, or one generated once into the instance folder."""
-    configured = app.config["JWT_SECRET"]
-    if configured:
-        return str(configured)
-    path = os.path.join(app.instance_path, "jwt_secret")
+def instance_secret(app: Flask, name: str) -> str:
+    """A secret generated once into the instance folder (mode 0600, created exclusively)."""
+    path = os.path.join(app.instance_path, name)
     os.makedirs(app.instance_path, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -45,9 +45,21 @@ def jwt_secret(app: Flask) -> str:
         with open(path) as existing:
             return existing.read().strip()
     with os.fdopen(fd, "w") as created:
-        created.write(secrets.token_urlsafe(48))
+        created.write(secrets.token_urlsafe(32))
     with open(path) as written:
         return written.read().strip()
+
+
+def jwt_secret(app: Flask) -> str:
+    """``JWT_SECRET``, or one generated once into the instance folder."""
+    configured = app.config["JWT_SECRET"]
+    return str(configured) if configured else instance_secret(app, "jwt_secret")
+
+
+def owner_password(app: Flask) -> str:
+    """The single-user owner's password: ``AUTH_TOKEN``, or the generated owner token."""
+    configured = app.config["AUTH_TOKEN"]
+    return str(configured) if configured else instance_secret(app, OWNER_TOKEN_FILE)
 
 
 def serializer() -> URLSafeSerializer:
@@ -56,8 +68,8 @@ def serializer() -> URLSafeSerializer:
 
 
 def auth_token_tag() -> str:
-    """A keyed fingerprint of ``AUTH_TOKEN``: changing the password ends every session."""
-    password = current_app.config["AUTH_TOKEN"] or ""
+    """A keyed fingerprint of the owner's password: changing it ends every session."""
+    password = current_app.config["AUTHSVC_OWNER_PASSWORD"]
     key = current_app.config["AUTHSVC_JWT_SECRET"].encode()
     return hmac.new(key, password.encode(), hashlib.sha256).hexdigest()[:16]
 
@@ -68,20 +80,31 @@ def dummy_hash() -> str:
     return generate_password_hash(secrets.token_urlsafe(16))
 
 
-def check_credentials(username: str | None, password: str) -> User:
-    """The user these credentials belong to, or 401."""
-    if users.is_multi_user():
+def check_credentials(
+    username: str | None, password: str, client_ip: str | None, owner: User | None
+) -> User:
+    """The user these credentials belong to, or 401; 429 while failures are over the limit.
+
+    ``owner`` is the single-user owner, who logs in with the owner password; None in
+    multi-user mode, where accounts log in with their username. Failures count per client
+    address and per username; while either limit holds, even the right password is refused.
+    """
+    limits = ratelimits.parse(current_app.config["AUTHSVC_LOGIN_RATE_LIMIT"])
+    subjects = [("login-address", client_ip or "unknown"), ("login-user", username or "")]
+    for subject in subjects:
+        ratelimits.refuse_if_exhausted(limits, "too many failed logins: try again later", *subject)
+    if owner is None:
         user = db.session.scalar(select(User).where(User.username == (username or "")))
         # Hash even for unknown users, so timing does not reveal which usernames exist.
         stored = user.password_hash if user and user.password_hash else dummy_hash()
         valid = check_password_hash(stored, password) and bool(user and user.password_hash)
     else:
-        expected = current_app.config["AUTH_TOKEN"]
-        if not expected:
-            raise ApiError(400, "login is not enabled: set AUTH_TOKEN")
-        user = users.get_owner()
+        expected = current_app.config["AUTHSVC_OWNER_PASSWORD"]
+        user = owner
         valid = hmac.compare_digest(expected.encode(), password.encode())
     if not valid or user is None or user.suspended:
+        for subject in subjects:
+            ratelimits.hit(limits, *subject)
         audit.record("login.failed", subject_user_id=user.id if user else None, username=username)
         db.session.commit()
         raise ApiError(401, "invalid username or password")
@@ -98,6 +121,17 @@ def start_session(user: User) -> tuple[str, datetime]:
     db.session.commit()
     token = serializer().dumps({"sid": session.id, "tag": auth_token_tag()})
     return token, expires_at
+
+
+def csrf_token(session: AuthSession) -> str:
+    """The token a web page sends with every change it makes on the strength of its cookie."""
+    signer = URLSafeSerializer(current_app.config["AUTHSVC_JWT_SECRET"], salt=CSRF_SALT)
+    return str(signer.dumps(session.id))
+
+
+def csrf_token_valid(session: AuthSession, token: str | None) -> bool:
+    """Whether ``token`` is this session's CSRF token."""
+    return token is not None and hmac.compare_digest(token, csrf_token(session))
 
 
 def resolve(token: str) -> tuple[User, AuthSession] | None:
@@ -139,3 +173,4 @@ def init_app(app: Flask) -> None:
         raise RuntimeError("JWT_SECRET must be at least 12 characters long")
     parse_duration(app.config["JWT_EXPIRY"])
     app.config["AUTHSVC_JWT_SECRET"] = secret
+    app.config["AUTHSVC_OWNER_PASSWORD"] = owner_password(app)

@@ -4,8 +4,8 @@ from typing import Any
 
 from flask import current_app, g
 
-from . import audit
-from .clock import utcnow
+from . import audit, counters
+from .database import serialize
 from .errors import ApiError
 from .extensions import db
 from .models import Setting
@@ -26,7 +26,7 @@ FIXED_DEFAULTS: dict[str, Any] = {
 }
 PUBLIC = [*CONFIG_DEFAULTS, *FIXED_DEFAULTS]
 # Internal state kept in the same table, never shown or patched directly.
-INTERNAL_DEFAULTS: dict[str, Any] = {"multi_user": False, "pairing_budget_since": None}
+INTERNAL_DEFAULTS: dict[str, Any] = {"multi_user": False}
 
 
 def defaults() -> dict[str, Any]:
@@ -37,8 +37,10 @@ def defaults() -> dict[str, Any]:
     return values
 
 
-def current() -> dict[str, Any]:
-    """All settings, read once per request so every worker sees changes at once."""
+def current(fresh: bool = False) -> dict[str, Any]:
+    """All settings, read once per request (or now, if ``fresh``) so every worker sees changes."""
+    if fresh:
+        g.pop("settings", None)
     if "settings" not in g:
         values = defaults()
         values.update({row.name: row.value for row in db.session.scalars(db.select(Setting))})
@@ -53,7 +55,11 @@ def public() -> dict[str, Any]:
 
 
 def store(changes: dict[str, Any]) -> None:
-    """Write setting values into the current transaction (the caller commits)."""
+    """Write setting values into the current transaction (the caller commits).
+
+    Writers take turns, so two first writes of one setting cannot both insert it.
+    """
+    serialize("settings")
     for name, value in changes.items():
         db.session.merge(Setting(name=name, value=value))
     g.pop("settings", None)
@@ -101,8 +107,7 @@ def validate(body: dict[str, Any]) -> dict[str, Any]:
 def update(changes: dict[str, Any], actor_id: str | None) -> dict[str, Any]:
     """Merge public settings, record the change, commit and return the whole object."""
     if changes.get("pairing_enabled") is True and not current()["pairing_enabled"]:
-        # Turning pairing on again starts a fresh failure budget.
-        changes = {**changes, "pairing_budget_since": utcnow().isoformat() + "Z"}
+        counters.reset(counters.PAIRING_FAILURES)  # turning pairing on starts a fresh budget
     store(changes)
     audit.record("settings.updated", actor_id=actor_id, changes=sorted(changes))
     db.session.commit()

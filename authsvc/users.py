@@ -36,6 +36,11 @@ def get_owner() -> User:
     return owner
 
 
+def single_user_owner() -> User | None:
+    """The owner while the instance is single-user (who logs in with the owner password)."""
+    return None if is_multi_user() else get_owner()
+
+
 def is_multi_user() -> bool:
     """Whether the instance runs in multi-user mode."""
     return bool(settings.current()["multi_user"])

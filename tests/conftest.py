@@ -10,7 +10,7 @@ from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy import create_engine, text
 
-from authsvc import create_app
+from authsvc import create_app, sessions
 from authsvc.config import DEFAULTS, RENAMED
 from authsvc.extensions import db
 
@@ -25,6 +25,7 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "TESTING": True,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "JWT_SECRET": TEST_SECRET,
+        "JWT_EXPIRY": "3650d",  # the host's session outlives the years freezegun jumps
         "RATELIMIT_STORAGE_URI": "memory://",
         **overrides,
     }
@@ -39,11 +40,18 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def instance_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The instance folder of every app in the session (owner token, generated secrets)."""
+    return str(tmp_path_factory.mktemp("instance"))
+
+
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own settings never leak into a test."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch, instance_dir: str) -> None:
+    """A developer's own settings and instance folder never leak into a test."""
     for name in [*DEFAULTS, *RENAMED]:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AUTHSVC_INSTANCE_PATH", instance_dir)
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
@@ -94,8 +102,31 @@ def app(make_app: Any) -> Flask:
     return make_app()  # type: ignore[no-any-return]
 
 
+def login(client: FlaskClient) -> str:
+    """Log the single-user owner in with the owner token; return the session token."""
+    password = sessions.owner_password(client.application)
+    response = client.post("/v1/session", json={"password": password})
+    assert response.status_code == 200, response.json
+    client.delete_cookie(sessions.COOKIE)  # the token alone speaks for this client
+    return str(response.json["token"])
+
+
+def host_client(app: Flask) -> FlaskClient:
+    """A test client logged in as the owner: it sends the session token unless told otherwise."""
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {login(client)}"
+    return client
+
+
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
+    """The host: logged in as the owner (an explicit ``Authorization`` header overrides it)."""
+    return host_client(app)
+
+
+@pytest.fixture
+def anon(app: Flask) -> FlaskClient:
+    """A client with no credentials at all."""
     return app.test_client()
 
 

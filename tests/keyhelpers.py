@@ -56,7 +56,11 @@ def owner_id(app: Flask) -> str:
 
 
 def make_key(app: Flask, user_id: str, name: str = "test key", **fields: Any) -> tuple[str, str]:
-    """A key for a user, straight through the keys module; returns (id, secret)."""
+    """A key for a user, straight through the keys module; returns (id, secret).
+
+    Like a key a person makes for themselves, it may call the API and manage unless told.
+    """
+    fields.setdefault("scopes", ["api", "manage"])
     with app.app_context():
         key, secret = keys.create_key(db.session.get_one(User, user_id), name, "manual", **fields)
         db.session.commit()

@@ -1,11 +1,13 @@
 """Sessions, /v1/me and the switch to multi-user mode (SPEC §5)."""
 
+import os
+import stat
 from datetime import timedelta
 
 import pytest
 from freezegun import freeze_time
 
-from authsvc import create_app
+from authsvc import create_app, sessions
 from authsvc.clock import utcnow
 from authsvc.sessions import COOKIE
 from tests import conftest
@@ -32,10 +34,24 @@ def admin_token(client):
     return response.json["token"]
 
 
-def test_login_is_off_without_auth_token(client):
-    response = client.post("/v1/session", json={"password": "anything"})
-    assert response.status_code == 400
-    assert response.json["message"] == "login is not enabled: set AUTH_TOKEN"
+def test_owner_token_logs_the_owner_in(app, anon, instance_dir):
+    path = os.path.join(instance_dir, "owner_token")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    with open(path) as written:
+        token = written.read().strip()
+    assert len(token) >= 22  # at least 128 random bits in base64url
+    assert token == sessions.owner_password(app)
+    assert anon.get("/v1/me").status_code == 401  # loopback grants nothing
+    assert anon.post("/v1/session", json={"password": "anything"}).status_code == 401
+    response = anon.post("/v1/session", json={"password": token})
+    assert response.status_code == 200
+    me = anon.get("/v1/me", headers=bearer(response.json["token"]))
+    assert me.status_code == 200 and me.json["username"] == "owner"
+
+
+def test_owner_token_is_generated_once(make_app, instance_dir):
+    first = sessions.owner_password(make_app())
+    assert sessions.owner_password(make_app()) == first
 
 
 def test_single_user_login_with_auth_token(make_app):
@@ -73,19 +89,22 @@ def test_enable_multi_user_is_one_way_and_owner_only(client):
     # the owner keeps its keys and its Personal organization
     spaces = client.get("/v1/spaces", headers=bearer(key))
     assert [space["name"] for space in spaces.json["data"]] == ["Personal"]
-    assert client.get("/v1/me").status_code == 401  # loopback is not the owner any more
+    # the owner token logs nobody in any more: accounts have usernames now
+    assert anon_login(client, sessions.owner_password(client.application)).status_code == 401
 
 
-def test_enable_multi_user_from_elsewhere_is_refused(client):
-    assert enable_remote(client).status_code == 401
+def anon_login(client, password):
+    return client.application.test_client().post("/v1/session", json={"password": password})
 
 
-def enable_remote(client):
-    return client.post(
+@pytest.mark.parametrize("environ", [{}, REMOTE])
+def test_enable_multi_user_without_login_is_refused(anon, environ):
+    response = anon.post(
         "/v1/system/enable-multi-user",
         json={"username": "alice", "password": "pw"},
-        environ_base=REMOTE,
+        environ_base=environ,
     )
+    assert response.status_code == 401
 
 
 def test_login_logout(client, admin_token):
@@ -100,7 +119,8 @@ def test_login_logout(client, admin_token):
     assert client.get("/v1/me", headers=bearer(other)).status_code == 200
     events = client.get("/v1/audit", headers=bearer(other)).json["data"]
     types = [event["type"] for event in events]
-    assert types.count("login.failed") == 2 and types.count("login.succeeded") == 2
+    # the fixture's own owner login, the admin's, and ``other``
+    assert types.count("login.failed") == 2 and types.count("login.succeeded") == 3
 
 
 def test_forged_token_is_401(client, admin_token):
@@ -113,7 +133,7 @@ def test_jwt_secret_rotation_ends_sessions(client, admin_token, make_app):
 
 
 def test_jwt_expiry(make_app):
-    client = make_app(JWT_EXPIRY="15m").test_client()
+    client = conftest.host_client(make_app(JWT_EXPIRY="15m"))
     enable(client)
     with freeze_time(utcnow()) as frozen:
         response = login(client)
@@ -157,7 +177,7 @@ def test_bootstrap_from_environment(make_app):
     app = make_app(
         AUTHSVC_MULTI_USER=True, AUTHSVC_ADMIN_USERNAME="root", AUTHSVC_ADMIN_PASSWORD="pw-root"
     )
-    client = app.test_client()
+    client = app.test_client()  # no owner login: the owner is the admin "root" now
     response = login(client, "root", "pw-root")
     assert response.status_code == 200
     assert response.json["user"]["role"] == "admin"

@@ -243,7 +243,13 @@ def test_suspending_or_deleting_stops_keys_at_once(client, admin):
 
 def test_admin_api_key_manages_users(client, admin):
     me = client.get("/v1/me", headers=admin).json
-    issued = client.post("/v1/api-keys", json={"name": "admin tool"}, headers=admin)
+    plain = client.post("/v1/api-keys", json={"name": "app"}, headers=admin).json
+    assert plain["scopes"] == ["api"]
+    refused = client.get("/v1/me", headers=bearer(plain["api_key"]))
+    assert refused.status_code == 403 and refused.json["message"] == "this api key may not manage"
+    issued = client.post(
+        "/v1/api-keys", json={"name": "admin tool", "scopes": ["api", "manage"]}, headers=admin
+    )
     assert issued.status_code == 201, issued.json
     key = bearer(issued.json["api_key"])
     assert client.get("/v1/me", headers=key).json["id"] == me["id"]

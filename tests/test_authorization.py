@@ -153,8 +153,8 @@ def alice_key(app):
     return make_key(app, make_user(app))
 
 
-def test_missing_and_malformed_headers(client):
-    missing = client.get("/v1/auth")
+def test_missing_and_malformed_headers(client, anon):
+    missing = anon.get("/v1/auth")
     assert (missing.status_code, missing.json["message"]) == (401, "missing authorization header")
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="authsvc"'
     for header in ["Basic abc", "Bearer", "Bearer a b", "sk-abc"]:

@@ -12,6 +12,7 @@ from sqlalchemy import event, select
 from authsvc import keys, settings, tokens
 from authsvc.extensions import db
 from authsvc.models import ApiKey, User
+from tests import conftest
 from tests.conftest import bearer, pair
 
 REALM = 'Bearer realm="authsvc"'
@@ -57,8 +58,8 @@ def counting_queries(app: Any) -> Iterator[list[str]]:
 
 
 @pytest.mark.parametrize("path", ["/v1/auth", "/v1/auth/whoami", "/v1/spaces"])
-def test_missing_header(client, path):
-    assert_401(client.get(path), "missing authorization header", REALM)
+def test_missing_header(anon, path):
+    assert_401(anon.get(path), "missing authorization header", REALM)
 
 
 @pytest.mark.parametrize(
@@ -120,18 +121,18 @@ def test_unknown_key(client):
     assert_401(response, "invalid api key", INVALID_TOKEN)
 
 
-def test_key_not_read_elsewhere(client, api_key):
+def test_key_not_read_elsewhere(anon, api_key):
     assert_401(
-        client.get(f"/v1/auth?api_key={api_key}&token={api_key}"),
+        anon.get(f"/v1/auth?api_key={api_key}&token={api_key}"),
         "missing authorization header",
         REALM,
     )
-    client.set_cookie("api_key", api_key)
-    client.set_cookie("authsvc_session", api_key)
-    assert client.get("/v1/auth").status_code == 401
-    client.delete_cookie("api_key")
-    client.delete_cookie("authsvc_session")
-    response = client.get("/v1/auth", json={"api_key": api_key})
+    anon.set_cookie("api_key", api_key)
+    anon.set_cookie("authsvc_session", api_key)
+    assert anon.get("/v1/auth").status_code == 401
+    anon.delete_cookie("api_key")
+    anon.delete_cookie("authsvc_session")
+    response = anon.get("/v1/auth", json={"api_key": api_key})
     assert_401(response, "missing authorization header", REALM)
 
 
@@ -228,7 +229,7 @@ def test_key_restricted_to_other_addresses(app, client, api_key):
 
 def test_custom_prefix(make_app):
     app = make_app(AUTHSVC_KEY_PREFIX="ak_")
-    client = app.test_client()
+    client = conftest.host_client(app)
     secret = pair(client)["api_key"]
     assert secret.startswith("ak_")
     assert tokens.is_well_formed(secret, "ak_")

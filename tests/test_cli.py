@@ -102,3 +102,26 @@ def test_audit_tail(cli):
     assert len(lines) == 2
     assert "user.deleted" in lines[0] and "user.created" in lines[1]
     assert " pw" not in cli("audit", "tail").output  # no password in any event
+
+
+def test_owner_token_and_login_link(cli, app, anon, monkeypatch):
+    printed = cli("owner-token")
+    assert printed.exit_code == 0
+    token = printed.output.strip()
+    assert anon.post("/v1/session", json={"password": token}).status_code == 200
+    link = cli("open", "--port", "8080").output.strip()
+    assert link == f"http://127.0.0.1:8080/ui/login#token={token}"
+    monkeypatch.setenv("AUTH_TOKEN", "chosen-by-the-operator")
+    with_auth_token = cli("owner-token")
+    assert with_auth_token.exit_code == 1 and "AUTH_TOKEN is set" in with_auth_token.output
+    assert "chosen-by-the-operator" not in with_auth_token.output
+    assert cli("open").output.strip() == "http://127.0.0.1:31009/ui/login"
+
+
+def test_pairing_list_says_when_nothing_waits(cli, anon):
+    assert cli("pairing", "list").output.strip() == "no pending challenges"
+    anon.post(
+        "/v1/auth/challenges", json={"app_name": "Notes"}, headers={"User-Agent": "NotesApp/2"}
+    )
+    listed = cli("pairing", "list").output
+    assert "app 'Notes'" in listed and "agent 'NotesApp/2'" in listed and "origin None" in listed

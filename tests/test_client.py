@@ -21,14 +21,14 @@ from authsvc.client import (
     Unauthorized,
 )
 from tests import test_server
-from tests.test_server import ROOT, host_code
+from tests.test_server import ROOT, host_code, host_headers
 
 live = test_server.server  # the live-server fixture, as "live" here
 
 
 def host(live: str) -> Client:
-    """The host's side: the owner on this machine."""
-    return Client(live)
+    """The host's side: the owner, with a session token where a key would go."""
+    return Client(live, host_headers(live)["Authorization"].removeprefix("Bearer "))
 
 
 def test_pair_then_use_the_key(live, monkeypatch):
@@ -77,7 +77,11 @@ def test_wrong_code_and_finished_challenges(live):
 
     def deny(challenge_id: str) -> str:
         code = host_code(live, challenge_id)
-        denied = requests.post(f"{live}/v1/pairing/challenges/{challenge_id}/deny", timeout=30)
+        denied = requests.post(
+            f"{live}/v1/pairing/challenges/{challenge_id}/deny",
+            headers=host_headers(live),
+            timeout=30,
+        )
         assert denied.status_code == 204, denied.text
         return code
 

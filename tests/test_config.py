@@ -117,9 +117,26 @@ def test_db_check_detects_drift(app):
 
 def test_factory_reads_the_instance_file_only_without_test_config(tmp_path, monkeypatch):
     (tmp_path / "config.py").write_text('AUTHSVC_KEY_PREFIX = "inst-"\n')
+    monkeypatch.delenv("AUTHSVC_INSTANCE_PATH")
     monkeypatch.setattr(Flask, "auto_find_instance_path", lambda self: str(tmp_path))
     production = create_app()
     assert production.instance_path == str(tmp_path)
     assert production.config["AUTHSVC_KEY_PREFIX"] == "inst-"
     tested = create_app({"TESTING": True, "JWT_SECRET": "a-test-secret-123"})
     assert tested.config["AUTHSVC_KEY_PREFIX"] == "sk-"
+
+
+def test_instance_path_moves_the_instance_folder(tmp_path, monkeypatch):
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "config.py").write_text('AUTHSVC_KEY_PREFIX = "moved-"\n')
+    monkeypatch.setenv("AUTHSVC_INSTANCE_PATH", str(moved))
+    app = create_app()
+    assert app.instance_path == str(moved)
+    assert app.config["AUTHSVC_KEY_PREFIX"] == "moved-"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{moved / 'authsvc.sqlite3'}"
+    assert sorted(path.name for path in moved.iterdir()) == [
+        "config.py",
+        "jwt_secret",
+        "owner_token",
+    ]

@@ -24,7 +24,7 @@ from tests.keyhelpers import (
 KEY_FIELDS = {
     "object", "id", "name", "display", "owner", "organization", "allowed_endpoints",
     "allowed_ips", "rate_limit", "enabled", "meta", "created_at", "created_via", "expires_at",
-    "last_used_at", "last_used_ip", "revoked_at",
+    "last_used_at", "last_used_ip", "revoked_at", "scopes",
 }  # fmt: skip
 
 
@@ -322,6 +322,7 @@ def parent(client):
     """A restricted key that manages keys itself."""
     return create(
         client,
+        scopes=["api", "manage"],
         allowed_ips=["127.0.0.0/8"],
         allowed_endpoints=["/v1/api-keys", "GET /v1/auth"],
         rate_limit={"requests": 10, "per_seconds": 1},

@@ -159,6 +159,8 @@ def test_a_valid_key_reaches_the_api_as_its_owner_only(proxy, public_key):
         "x-auth-role": "admin",
         "X_Auth_User": "root",
         "X-Auth-Key-Id": "key_forged",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-For": "203.0.113.9",
     }
     status, _, body = proxy.request("GET", "/app/public/page?x=1", forged)
     assert status == 200, body

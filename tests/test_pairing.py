@@ -15,6 +15,7 @@ from authsvc import settings
 from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent, Challenge
 from authsvc.tokens import is_well_formed
+from tests import conftest
 from tests.conftest import bearer, pair
 
 RATE_HEADERS = ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
@@ -126,7 +127,7 @@ def test_challenge_ids_and_codes_are_random(app, client):
 
 def test_challenge_lives_configured_ttl(make_app):
     app = make_app(AUTHSVC_CHALLENGE_TTL=60)
-    client = app.test_client()
+    client = conftest.host_client(app)
     with freeze_time("2026-01-01 12:00:00"):
         created = client.post("/v1/auth/challenges", json={"app_name": "x"})
     assert created.json["expires_at"] == "2026-01-01T12:01:00Z"
@@ -176,7 +177,7 @@ def test_wrong_code_counts_down_then_burns(app, client):
 
 def test_max_attempts_is_configurable(make_app):
     app = make_app(AUTHSVC_CHALLENGE_MAX_ATTEMPTS=2)
-    client = app.test_client()
+    client = conftest.host_client(app)
     challenge_id = create(client)
     code = code_of(app, challenge_id)
     assert redeem(client, challenge_id, wrong(code)).json["attempts_left"] == 1
@@ -231,14 +232,44 @@ def test_deny_of_used_or_expired_or_unknown(app, client):
     assert_error(client.post("/v1/pairing/challenges/nope/deny"), 404, "object_not_found")
 
 
-def test_host_endpoints_refuse_remote_clients_and_api_keys(client, api_key):
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "192.0.2.7"])
+def test_host_endpoints_need_a_session_from_any_address(client, anon, address):
+    """Being on loopback grants nothing: an app on this machine cannot read its own code."""
+    challenge_id = create(anon)
+    environ = {"REMOTE_ADDR": address}
+    for method, path in [
+        ("get", "/v1/pairing/challenges"),
+        ("post", f"/v1/pairing/challenges/{challenge_id}/deny"),
+        ("post", f"/v1/pairing/challenges/{challenge_id}/claim"),
+    ]:
+        response = getattr(anon, method)(path, environ_base=environ)
+        assert_error(response, 401, "unauthorized", "missing authorization header")
+    assert state_of(client.application, challenge_id) == "pending"
+
+
+def test_host_endpoints_refuse_pairing_keys(client, api_key):
     challenge_id = create(client)
-    remote = {"REMOTE_ADDR": "192.0.2.7"}
-    assert client.get("/v1/pairing/challenges", environ_base=remote).status_code == 401
-    response = client.post(f"/v1/pairing/challenges/{challenge_id}/deny", environ_base=remote)
-    assert response.status_code == 401
     with_key = client.get("/v1/pairing/challenges", headers=bearer(api_key))
-    assert_error(with_key, 403, "forbidden")
+    assert_error(with_key, 403, "forbidden", "this api key may not manage")
+    denied = client.post(f"/v1/pairing/challenges/{challenge_id}/deny", headers=bearer(api_key))
+    assert_error(denied, 403, "forbidden", "this api key may not manage")
+    assert state_of(client.application, challenge_id) == "pending"
+
+
+def test_host_list_is_never_cached_and_shows_who_asked(client, anon):
+    agent = "NotesApp/1.0 " + "x" * 300
+    response = anon.post(
+        "/v1/auth/challenges",
+        json={"app_name": "Notes"},
+        headers={"User-Agent": agent, "Origin": "http://localhost"},
+    )
+    assert response.status_code == 201, response.json
+    listing = client.get("/v1/pairing/challenges")
+    assert listing.headers["Cache-Control"] == "no-store"
+    (item,) = listing.json["data"]
+    assert item["user_agent"] == agent[:200]
+    assert item["origin"] == "http://localhost"
+    assert item["client_ip"] == "127.0.0.1"
 
 
 # --- the code as a number --------------------------------------------------------------------
@@ -298,7 +329,7 @@ def test_pkce_missing_or_wrong_verifier(app, client, verifier):
 
 def test_pkce_failures_burn_the_challenge(make_app):
     app = make_app(AUTHSVC_CHALLENGE_MAX_ATTEMPTS=2)
-    client = app.test_client()
+    client = conftest.host_client(app)
     challenge_id = create(client, code_challenge=CHALLENGE)
     code = code_of(app, challenge_id)
     redeem(client, challenge_id, code)
@@ -318,7 +349,7 @@ def test_verifier_without_code_challenge_is_ignored(app, client):
 
 def test_failure_budget_locks_pairing(make_app):
     app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=3)
-    client = app.test_client()
+    client = conftest.host_client(app)
     first, second = create(client, "One"), create(client, "Two")
     redeem(client, first, wrong(code_of(app, first)))
     redeem(client, second, wrong(code_of(app, second)))
@@ -350,7 +381,7 @@ def test_failure_budget_locks_pairing(make_app):
 
 def test_failure_budget_counts_pkce_failures(make_app):
     app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=2)
-    client = app.test_client()
+    client = conftest.host_client(app)
     challenge_id = create(client, code_challenge=CHALLENGE)
     redeem(client, challenge_id, code_of(app, challenge_id))
     response = redeem(client, challenge_id, code_of(app, challenge_id))
@@ -359,19 +390,35 @@ def test_failure_budget_counts_pkce_failures(make_app):
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
 
 
-def test_failure_budget_window_is_15_minutes(make_app):
-    app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=2)
-    client = app.test_client()
-    start = datetime(2026, 3, 1, 9, 0, 0)
-    with freeze_time(start):
-        old = create(client)
-        redeem(client, old, wrong(code_of(app, old)))
-    with freeze_time(start + timedelta(minutes=16)):
-        new = create(client)
-        response = redeem(client, new, wrong(code_of(app, new)))
-        assert_error(response, 400, "bad_request", "invalid code")
-        assert events(app, "pairing.locked") == []
-        assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 201
+def test_failure_budget_has_no_time_window(make_app):
+    """A slow drip over a simulated day spends the same budget as a burst."""
+    app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=20, AUTHSVC_CHALLENGE_TTL=3600)
+    client = conftest.host_client(app)
+    start = datetime(2026, 3, 1, 0, 0, 0)
+    for hour in range(20):
+        with freeze_time(start + timedelta(hours=hour, minutes=10)):
+            challenge_id = create(client)
+            response = redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
+            assert_error(response, 400, "bad_request", "invalid code")
+            assert bool(events(app, "pairing.locked")) == (hour == 19)
+    with freeze_time(start + timedelta(days=1)):
+        assert_error(client.post("/v1/auth/challenges", json={"app_name": "x"}), 403, "forbidden")
+    # Turning pairing on again starts a fresh budget.
+    assert client.patch("/v1/settings", json={"pairing_enabled": True}).status_code == 200
+    challenge_id = create(client)
+    assert redeem(client, challenge_id, wrong(code_of(app, challenge_id))).status_code == 400
+    assert len(events(app, "pairing.locked")) == 1
+
+
+def test_a_success_starts_a_fresh_budget(make_app):
+    app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=3)
+    client = conftest.host_client(app)
+    for _ in range(3):
+        challenge_id = create(client)
+        redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
+        redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
+        assert redeem(client, challenge_id, code_of(app, challenge_id)).status_code == 201
+    assert events(app, "pairing.locked") == []
 
 
 # --- approval --------------------------------------------------------------------------------
@@ -379,7 +426,7 @@ def test_failure_budget_window_is_15_minutes(make_app):
 
 def test_requires_approval(make_app):
     app = make_app(AUTHSVC_PAIRING_REQUIRES_APPROVAL=True)
-    client = app.test_client()
+    client = conftest.host_client(app)
     challenge_id = create(client)
     code = code_of(app, challenge_id)
     before = redeem(client, challenge_id, code)
@@ -408,7 +455,7 @@ def test_claim_of_unknown_or_finished(app, client):
 
 def test_pending_cap_per_client(make_app):
     app = make_app(AUTHSVC_MAX_PENDING_PER_CLIENT=2)
-    client = app.test_client()
+    client = conftest.host_client(app)
     first = create(client)
     create(client)
     refused = client.post("/v1/auth/challenges", json={"app_name": "x"})
@@ -430,7 +477,7 @@ def test_pending_cap_per_client(make_app):
 
 def test_pending_cap_frees_on_expiry(make_app):
     app = make_app(AUTHSVC_MAX_PENDING_PER_CLIENT=1)
-    client = app.test_client()
+    client = conftest.host_client(app)
     create(client)
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 429
     with freeze_time(datetime.now(UTC) + timedelta(seconds=301)):
@@ -439,7 +486,7 @@ def test_pending_cap_frees_on_expiry(make_app):
 
 def test_pending_cap_total(make_app):
     app = make_app(AUTHSVC_MAX_PENDING_TOTAL=2)
-    client = app.test_client()
+    client = conftest.host_client(app)
     create(client)
     elsewhere = client.post(
         "/v1/auth/challenges", json={"app_name": "x"}, environ_base={"REMOTE_ADDR": "10.1.1.1"}
@@ -456,7 +503,7 @@ def test_pending_cap_total(make_app):
 
 def test_creation_rate_limit(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="3 per minute")
-    client = app.test_client()
+    client = conftest.host_client(app)
     for _ in range(3):
         create(client)
     refused = client.post("/v1/auth/challenges", json={"app_name": "x"})
@@ -485,7 +532,7 @@ def test_creation_rate_limit(make_app):
 )
 def test_malformed_creations_count_toward_the_rate_limit(make_app, path, kwargs):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="2 per minute")
-    client = app.test_client()
+    client = conftest.host_client(app)
     for _ in range(2):
         assert client.post(path, **kwargs).status_code == 400
     limited = client.post("/v1/auth/challenges", json={"app_name": "Valid"})
@@ -497,7 +544,7 @@ def test_malformed_creations_count_toward_the_rate_limit(make_app, path, kwargs)
 
 def test_disabled_pairing_answers_before_the_rate_limit_but_still_counts(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="2 per minute")
-    client = app.test_client()
+    client = conftest.host_client(app)
     with app.app_context():
         settings.store({"pairing_enabled": False})
         db.session.commit()
@@ -514,7 +561,7 @@ def test_disabled_pairing_answers_before_the_rate_limit_but_still_counts(make_ap
 
 def test_refused_creations_count_toward_the_rate_limit(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="3 per minute", AUTHSVC_MAX_PENDING_PER_CLIENT=1)
-    client = app.test_client()
+    client = conftest.host_client(app)
     create(client)
     for _ in range(2):
         capped = client.post("/v1/auth/challenges", json={"app_name": "x"})
@@ -527,7 +574,7 @@ def test_refused_creations_count_toward_the_rate_limit(make_app):
 
 def test_rate_limit_resets_after_the_window(make_app):
     app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="1 per minute")
-    client = app.test_client()
+    client = conftest.host_client(app)
     start = datetime.now(UTC)
     with freeze_time(start) as frozen:
         create(client)
@@ -606,7 +653,7 @@ def test_codes_in_audit_events_never(app, client):
 def test_codes_logged_only_when_asked(make_app, caplog):
     caplog.set_level(logging.INFO, logger="authsvc")
     app = make_app(AUTHSVC_PAIRING_LOG_CODES=True)
-    client = app.test_client()
+    client = conftest.host_client(app)
     issued = pair(client, "Headless")
     with app.app_context():
         code = db.session.scalars(select(Challenge)).one().code
@@ -647,7 +694,7 @@ def test_concurrent_exchanges_yield_one_key(app, client):
 
 def test_turning_pairing_on_again_starts_a_fresh_budget(make_app):
     app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=3)
-    client = app.test_client()
+    client = conftest.host_client(app)
     challenge_id = create(client)
     code = code_of(app, challenge_id)
     for _ in range(3):

@@ -16,7 +16,7 @@ import requests
 from sqlalchemy import func, select
 
 from authsvc.extensions import db
-from authsvc.models import ApiKey
+from authsvc.models import ApiKey, AuditEvent
 from tests.conftest import TEST_SECRET, bearer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,21 +56,33 @@ def wait_until_up(base: str, process: subprocess.Popen[bytes], log: Path) -> Non
     pytest.fail(f"gunicorn did not come up on {base}:\n{log.read_text()}")
 
 
-@contextmanager
-def run_server(database_url: str, log_dir: Path, **env: str) -> Iterator[str]:
-    """Start ``gunicorn -w 2 --threads 4 app:app`` on a free loopback port; yield its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = log_dir / f"gunicorn-{port}.log"
+def gunicorn_command(port: int) -> list[str]:
+    """``gunicorn -w 2 --threads 4 app:app`` on a loopback port."""
     gunicorn = (
         [str(BIN / "gunicorn")]
         if (BIN / "gunicorn").exists()
         else [sys.executable, "-m", "gunicorn"]
     )
-    command = [*gunicorn, "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+    return [*gunicorn, "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
+
+
+@contextmanager
+def run_server(
+    database_url: str,
+    log_dir: Path,
+    command: Callable[[int], list[str]] = gunicorn_command,
+    **env: str,
+) -> Iterator[str]:
+    """Start a server (by default 2 gunicorn workers) on a free loopback port; yield its URL.
+
+    Its output goes to ``log_dir/server-<port>.log``.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = log_dir / f"server-{port}.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            command,
+            command(port),
             cwd=ROOT,
             env=server_environment(database_url, **env),
             stdout=output,
@@ -124,9 +136,19 @@ def create_challenge(base: str, app_name: str = "Server Test") -> str:
     return str(created.json()["challenge_id"])
 
 
+def host_headers(base: str) -> dict[str, str]:
+    """Log the owner in over HTTP with the owner token from the instance folder."""
+    path = Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "owner_token"
+    login = requests.post(
+        f"{base}/v1/session", json={"password": path.read_text().strip()}, timeout=30
+    )
+    assert login.status_code == 200, login.text
+    return bearer(login.json()["token"])
+
+
 def host_code(base: str, challenge_id: str) -> str:
-    """The code as the host sees it: loopback, no AUTH_TOKEN, so the owner path answers."""
-    listing = requests.get(f"{base}/v1/pairing/challenges", timeout=30)
+    """The code as the host sees it, logged in as the owner."""
+    listing = requests.get(f"{base}/v1/pairing/challenges", headers=host_headers(base), timeout=30)
     assert listing.status_code == 200, listing.text
     return next(c["code"] for c in listing.json()["data"] if c["challenge_id"] == challenge_id)
 
@@ -196,9 +218,12 @@ def test_instance_toggle_takes_effect_at_once_in_every_worker(server):
     issued = pair_live(server)
     whoami = f"{server}/v1/auth"
     headers = bearer(issued["api_key"])
-    settings_url = f"{server}/v1/settings"  # loopback owner: no login while AUTH_TOKEN is unset
+    settings_url = f"{server}/v1/settings"
+    host = host_headers(server)
     for enabled, status in [(False, 403), (True, 200)]:
-        patched = requests.patch(settings_url, json={"enable_api_keys": enabled}, timeout=30)
+        patched = requests.patch(
+            settings_url, json={"enable_api_keys": enabled}, headers=host, timeout=30
+        )
         assert patched.status_code == 200, patched.text
         for _ in range(40):  # fresh connections, answered by both workers
             response = requests.get(whoami, headers=headers, timeout=30)
@@ -212,18 +237,22 @@ def test_one_key_per_organization_survives_concurrent_creation(server):
     issued = pair_live(server)
     spaces = requests.get(f"{server}/v1/spaces", headers=bearer(issued["api_key"]), timeout=30)
     personal = spaces.json()["data"][0]["id"]
+    host = host_headers(server)
     patched = requests.patch(
-        f"{server}/v1/settings", json={"one_key_per_organization": True}, timeout=30
+        f"{server}/v1/settings", json={"one_key_per_organization": True}, headers=host, timeout=30
     )
     assert patched.status_code == 200, patched.text
     responses = all_at_once(
         10,
         lambda i: requests.post(
-            f"{server}/v1/api-keys", json={"name": f"k{i}", "organization": personal}, timeout=60
+            f"{server}/v1/api-keys",
+            json={"name": f"k{i}", "organization": personal},
+            headers=host,
+            timeout=60,
         ),
     )
     assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
-    listed = requests.get(f"{server}/v1/api-keys", timeout=30).json()["data"]
+    listed = requests.get(f"{server}/v1/api-keys", headers=host, timeout=30).json()["data"]
     active = [k for k in listed if k["organization"] == personal and k["revoked_at"] is None]
     assert len(active) == 1, active
 
@@ -253,3 +282,61 @@ def test_concurrent_challenges_respect_the_pending_cap(server):
         ),
     )
     assert [r.status_code for r in responses].count(201) <= 10
+
+
+@pytest.fixture
+def budget_server(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
+    """A live server whose one challenge takes 100 wrong codes, with a failure budget of 20."""
+    make_app()
+    with run_server(
+        database_url,
+        tmp_path,
+        AUTHSVC_PAIRING_FAILURE_BUDGET="20",
+        AUTHSVC_CHALLENGE_MAX_ATTEMPTS="100",
+    ) as base:
+        yield base
+
+
+def test_concurrent_wrong_codes_never_overdraw_the_budget(budget_server, make_app):
+    challenge_id = create_challenge(budget_server)
+    code = host_code(budget_server, challenge_id)
+    body = {"challenge_id": challenge_id, "code": f"{(int(code) + 1) % 10_000:04d}"}
+    responses = all_at_once(
+        40, lambda _: requests.post(f"{budget_server}/v1/auth/api_keys", json=body, timeout=60)
+    )
+    answers = [(r.status_code, r.json()["message"]) for r in responses]
+    compared = answers.count((400, "invalid code"))
+    assert compared <= 20, answers
+    assert set(answers) <= {(400, "invalid code"), (403, "pairing is disabled")}, answers
+    with make_app().app_context():
+        failed = db.session.scalars(select(AuditEvent).where(AuditEvent.type == "pairing.failed"))
+        assert len(failed.all()) == compared
+        locked = db.session.scalars(select(AuditEvent).where(AuditEvent.type == "pairing.locked"))
+        assert len(locked.all()) == 1
+    # The right code is not compared any more either: pairing stays locked for the host to see.
+    right = {"challenge_id": challenge_id, "code": code}
+    refused = requests.post(f"{budget_server}/v1/auth/api_keys", json=right, timeout=30)
+    assert (refused.status_code, refused.json()["message"]) == (403, "pairing is disabled")
+
+
+def serve_command(port: int) -> list[str]:
+    """``authsvc serve`` as a person starts it, on a loopback port."""
+    return [str(BIN / "authsvc"), "serve", "--port", str(port)]
+
+
+def test_access_log_holds_neither_code_nor_key(make_app, database_url, tmp_path):
+    make_app()
+    with run_server(database_url, tmp_path, serve_command) as base:
+        legacy = requests.post(f"{base}/v1/auth/display_code?app_name=Legacy", timeout=30)
+        challenge_id = legacy.json()["challenge_id"]
+        code = host_code(base, challenge_id)
+        exchanged = requests.post(
+            f"{base}/v1/auth/token?challenge_id={challenge_id}&code={code}", timeout=30
+        )
+        assert exchanged.status_code == 200, exchanged.text
+        secret = exchanged.json()["app_key"]
+    (log,) = tmp_path.glob("server-*.log")
+    text = log.read_text()
+    assert '"POST /v1/auth/token HTTP/1.1" 200' in text  # the access log is on, without queries
+    assert f"code={code}" not in text and challenge_id not in text and secret not in text
+    assert "#token=" in text  # the login link printed at start

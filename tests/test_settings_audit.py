@@ -4,6 +4,7 @@ import pytest
 
 from authsvc.extensions import db
 from authsvc.models import Setting
+from tests import conftest
 from tests.conftest import bearer, pair
 from tests.test_accounts import REMOTE, enable, login
 
@@ -21,7 +22,7 @@ FIELDS = {
 
 
 def test_settings_defaults_come_from_environment(make_app):
-    client = make_app(ENABLE_API_KEYS=False, AUTHSVC_CHALLENGE_TTL=60).test_client()
+    client = conftest.host_client(make_app(ENABLE_API_KEYS=False, AUTHSVC_CHALLENGE_TTL=60))
     values = client.get("/v1/settings").json
     assert set(values) == FIELDS
     assert values["enable_api_keys"] is False
@@ -76,10 +77,11 @@ def test_patch_rejects_wrong_types(app, client, body):
         assert db.session.query(Setting).count() == 0
 
 
-def test_settings_need_owner_or_admin(client):
-    assert client.get("/v1/settings", environ_base=REMOTE).status_code == 401
-    assert client.patch("/v1/settings", json={}, environ_base=REMOTE).status_code == 401
-    assert client.get("/v1/audit", environ_base=REMOTE).status_code == 401
+@pytest.mark.parametrize("environ", [{}, REMOTE])
+def test_settings_need_owner_or_admin(anon, environ):
+    assert anon.get("/v1/settings", environ_base=environ).status_code == 401
+    assert anon.patch("/v1/settings", json={}, environ_base=environ).status_code == 401
+    assert anon.get("/v1/audit", environ_base=environ).status_code == 401
 
 
 def test_audit_filters_and_pagination(client):

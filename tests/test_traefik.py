@@ -18,6 +18,13 @@ from tests.keyhelpers import make_key, make_user
 from tests.test_server import ROOT
 
 EXAMPLE = ROOT / "examples" / "traefik.yml"
+CLIENT_IP = "192.0.2.10"
+
+
+@pytest.fixture
+def app(make_app):
+    """authsvc as the example says to run it: behind one proxy."""
+    return make_app(AUTHSVC_TRUSTED_PROXIES=1)
 
 
 @pytest.fixture
@@ -39,7 +46,15 @@ def through_traefik(
     passed = {name.lower() for name in forward.get("authRequestHeaders", [])}
     sent = {name: value for name, value in headers.items() if name.lower() in passed}
     if not forward["trustForwardHeader"]:
-        sent.update({"X-Forwarded-Method": method, "X-Forwarded-Uri": target})
+        sent.update(
+            {
+                "X-Forwarded-Method": method,
+                "X-Forwarded-Uri": target,
+                "X-Forwarded-Host": "api.localhost",
+                "X-Forwarded-Proto": "http",
+                "X-Forwarded-For": CLIENT_IP,
+            }
+        )
     answer = client.get(urlsplit(forward["address"]).path, headers=sent)
     if not 200 <= answer.status_code < 300:
         return answer, None
@@ -53,7 +68,10 @@ def through_traefik(
 
 @pytest.fixture
 def public_key(app) -> str:
-    return make_key(app, make_user(app), allowed_endpoints=["GET /app/public"])[1]
+    """A key for GET /app/public, from the client's network only."""
+    return make_key(
+        app, make_user(app), allowed_endpoints=["GET /app/public"], allowed_ips=["192.0.2.0/24"]
+    )[1]
 
 
 def test_the_owner_reaches_the_api_and_forged_identity_is_replaced(app, middleware, public_key):

@@ -62,8 +62,11 @@ def test_verify_rate_limit_and_endpoint_rules(app, client):
     )  # fmt: skip
     target = {"key": secret, "method": "POST", "path": "/v1/spaces"}
     assert client.post("/v1/keys/verify", json=target).json["code"] == "FORBIDDEN"
-    assert client.post("/v1/keys/verify", json={"key": secret}).json["code"] == "VALID"
-    limited = client.post("/v1/keys/verify", json={"key": secret})
+    # Without a path, endpoint restrictions fail closed.
+    assert client.post("/v1/keys/verify", json={"key": secret}).json["code"] == "FORBIDDEN"
+    allowed = {"key": secret, "method": "GET", "path": "/v1/spaces"}
+    assert client.post("/v1/keys/verify", json=allowed).json["code"] == "VALID"
+    limited = client.post("/v1/keys/verify", json=allowed)
     assert (limited.status_code, limited.json["code"]) == (200, "RATE_LIMITED")
 
 
@@ -125,8 +128,8 @@ def test_forward_auth_nginx_headers_and_methods(app, client):
     assert client.options("/v1/auth/forward", headers=nginx).status_code == 405
 
 
-def test_forward_auth_refusals(app, client):
-    missing = client.get("/v1/auth/forward", headers={"X-Forwarded-Uri": "/app"})
+def test_forward_auth_refusals(app, client, anon):
+    missing = anon.get("/v1/auth/forward", headers={"X-Forwarded-Uri": "/app"})
     assert missing.status_code == 401
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="authsvc"'
     key_id, secret = make_key(app, make_user(app), rate_limit={"requests": 1, "per_seconds": 60})

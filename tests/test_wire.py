@@ -228,12 +228,12 @@ def test_success_responses_carry_the_version(client, api_key):
         assert response.headers["Anytype-Version"] == VERSION
 
 
-def test_unexpected_errors_answer_500_in_the_shape(app, client):
+def test_unexpected_errors_answer_500_in_the_shape(app):
     @app.get("/boom")
     def boom() -> str:
         raise RuntimeError("kaboom: internal detail")
 
-    response = client.get("/boom")
+    response = app.test_client().get("/boom")
     assert_error_shape(response, 500, "internal_server_error")
     assert "kaboom" not in response.get_data(as_text=True)
 

@@ -31,7 +31,9 @@ class EnableMultiUserBody(BaseModel):
 @api.post("/v1/session", responses=ERRORS)
 def login(body: LoginBody) -> Response:
     """Log in: a session token and an HttpOnly cookie for the web pages."""
-    user = sessions.check_credentials(body.username, body.password)
+    user = sessions.check_credentials(
+        body.username, body.password, request.remote_addr, users.single_user_owner()
+    )
     token, expires_at = sessions.start_session(user)
     response = jsonify(
         {"token": token, "expires_at": iso(expires_at), "user": users.user_to_dict(user)}

@@ -5,7 +5,7 @@ from typing import Any
 from flask import Response
 from flask_openapi3 import APIBlueprint, Tag
 
-from .. import keys, users
+from .. import keyfields, keys, users
 from ..auth import require_admin_api
 from ..extensions import db
 from ..models import ApiKey, User
@@ -38,7 +38,8 @@ def admin_create_key(body: AdminKeyCreate) -> Response:
     """Issue a key for a user; the secret is shown in this answer only."""
     caller = require_admin_api()
     owner = users.find_user(body.user_id)
-    key, secret = keys.issue_key(owner, body.fields(), "admin", caller.user.id, caller.key)
+    fields = body.fields(keyfields.API_AND_MANAGE)
+    key, secret = keys.issue_key(owner, fields, "admin", caller.user.id, caller.key)
     return created(key, secret)
 
 
@@ -46,7 +47,7 @@ def admin_create_key(body: AdminKeyCreate) -> Response:
 def admin_revoke_key(path: IdPath) -> tuple[str, int]:
     """Revoke any user's key at once."""
     caller = require_admin_api()
-    keys.revoke(keys.get_key(path.id), caller.user.id)
+    keys.revoke(keys.get_key(path.id), caller.user.id, parent=caller.key)
     return "", 204
 
 

@@ -2,12 +2,13 @@
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 
 from .. import pairing
 from ..auth import require_caller
 from ..clock import utcnow
-from ..wire import PageQuery, page
+from ..wire import PageQuery, no_store, page
 from .schemas import SECURITY, IdPath, errors
 
 api = APIBlueprint("host", __name__, abp_tags=[Tag(name="host")])
@@ -15,21 +16,22 @@ ERRORS = errors(401, 403, 404, 410)
 
 
 @api.get("/v1/pairing/challenges", security=SECURITY, responses=ERRORS)
-def list_challenges(query: PageQuery) -> dict[str, Any]:
-    """Pending challenges with their codes, for the person at the host."""
-    caller = require_caller(allow_keys=False)
+def list_challenges(query: PageQuery) -> Response:
+    """Pending challenges with their codes, for the person at the host (never cached)."""
+    caller = require_caller()
     now = utcnow()
-    return page(
+    listing = page(
         pairing.pending_query(now),
         query,
         lambda challenge: pairing.challenge_for_host(challenge, caller.user, now),
     )
+    return no_store(jsonify(listing))
 
 
 @api.post("/v1/pairing/challenges/<id>/deny", security=SECURITY, responses=ERRORS)
 def deny_challenge(path: IdPath) -> tuple[str, int]:
     """Refuse a pending challenge."""
-    caller = require_caller(allow_keys=False)
+    caller = require_caller()
     pairing.deny_challenge(path.id, caller.user)
     return "", 204
 
@@ -37,6 +39,6 @@ def deny_challenge(path: IdPath) -> tuple[str, int]:
 @api.post("/v1/pairing/challenges/<id>/claim", security=SECURITY, responses=ERRORS)
 def claim_challenge(path: IdPath) -> dict[str, Any]:
     """Approve a pending challenge; the key will belong to the claimer."""
-    caller = require_caller(allow_keys=False)
+    caller = require_caller()
     challenge = pairing.claim_challenge(path.id, caller.user)
     return {"code": challenge.code, "challenge_id": challenge.id}

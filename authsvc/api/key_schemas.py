@@ -1,7 +1,7 @@
 """Request models of the key endpoints; the checks themselves live in ``keyfields``."""
 
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,6 +24,11 @@ ExpiryTime = Annotated[
 Rule = Annotated[StrictStr, Field(max_length=256), AfterValidator(keyfields.endpoint_rule)]
 Network = Annotated[StrictStr, Field(max_length=64), AfterValidator(keyfields.network)]
 Meta = Annotated[dict[str, Any], AfterValidator(keyfields.small_meta)]
+Scopes = Annotated[
+    list[Literal["api", "manage"]],
+    Field(min_length=1, max_length=2),
+    AfterValidator(keyfields.distinct_scopes),
+]
 MAX_ENTRIES = 100
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
@@ -51,6 +56,7 @@ class KeyFields(OptionalBody):
     rate_limit: RateLimit | None = None
     expires_at: ExpiryTime | None = None
     meta: Meta | None = None
+    scopes: Scopes | None = None
 
     def column(self, name: str) -> Any:
         """One field as the ApiKey column stores it."""
@@ -72,9 +78,10 @@ class KeyCreate(KeyFields):
             raise ValueError("give expires_at or expires_in_days, not both")
         return self
 
-    def fields(self) -> dict[str, Any]:
-        """The new key's columns."""
+    def fields(self, default_scopes: tuple[str, ...] = keyfields.API) -> dict[str, Any]:
+        """The new key's columns; ``scopes`` left out take the endpoint's default."""
         values = {name: self.column(name) for name in keyfields.SETTABLE}
+        values["scopes"] = self.scopes or list(default_scopes)
         if self.expires_in_days is not None:
             values["expires_at"] = utcnow() + timedelta(days=self.expires_in_days)
         return values
@@ -90,7 +97,7 @@ class KeyPatch(KeyFields):
 
     @model_validator(mode="after")
     def not_null(self) -> "KeyPatch":
-        for name in ("name", "enabled"):
+        for name in ("name", "enabled", "scopes"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise ValueError(f"{name} cannot be null")
         return self

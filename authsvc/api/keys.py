@@ -4,10 +4,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from .. import keys, users
+from .. import keyfields, keys, users
 from ..auth import require_caller
 from ..errors import ApiError
 from ..models import ApiKey
@@ -51,7 +51,10 @@ def create_key(body: KeyCreate) -> Response:
     """Create a key for the caller; the secret is shown in this answer only."""
     caller = require_caller()
     keys.require_may_create(caller.user)
-    key, secret = keys.issue_key(caller.user, body.fields(), "manual", caller.user.id, caller.key)
+    # AnythingLLM's name makes keys for people, who manage with them; ours, keys for apps.
+    anythingllm = request.endpoint == "keys.system_generate_key"
+    fields = body.fields(keyfields.API_AND_MANAGE if anythingllm else keyfields.API)
+    key, secret = keys.issue_key(caller.user, fields, "manual", caller.user.id, caller.key)
     return created(key, secret)
 
 
@@ -74,7 +77,7 @@ def update_key(path: IdPath, body: KeyPatch) -> dict[str, Any]:
 def revoke_key(path: IdPath) -> tuple[str, int]:
     """Revoke one of the caller's keys at once."""
     caller = require_caller()
-    keys.revoke(keys.get_key(path.id, caller.user), caller.user.id)
+    keys.revoke(keys.get_key(path.id, caller.user), caller.user.id, parent=caller.key)
     return "", 204
 
 

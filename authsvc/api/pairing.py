@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictInt, StrictStr
 
 from .. import pairing, ratelimits
 from ..clock import iso
+from ..models import Challenge
 from ..wire import no_store
 from .schemas import Name, errors
 
@@ -71,10 +72,22 @@ def normalize_code(code: str | int) -> str:
     return f"{code:04d}" if isinstance(code, int) and code >= 0 else str(code)
 
 
+def issue_for_request(app_name: str, code_challenge: str | None) -> Challenge:
+    """A challenge for the app making this request, with what it says about itself."""
+    headers = request.headers
+    return pairing.issue_challenge(
+        app_name,
+        request.remote_addr,
+        code_challenge,
+        headers.get("User-Agent"),
+        headers.get("Origin"),
+    )
+
+
 @api.post("/v1/auth/challenges", responses={201: ChallengeCreated, **ERRORS, **errors(429)})
 def create_challenge(body: ChallengeBody) -> tuple[dict[str, Any], int]:
     """Start pairing: the host is shown a 4-digit code for this app."""
-    challenge = pairing.issue_challenge(body.app_name, request.remote_addr, body.code_challenge)
+    challenge = issue_for_request(body.app_name, body.code_challenge)
     return {"challenge_id": challenge.id, "expires_at": iso(challenge.expires_at)}, 201
 
 
@@ -94,7 +107,7 @@ def create_api_key(body: RedeemBody) -> Response:
 @api.post("/v1/auth/display_code", responses={200: ChallengeCreated, **ERRORS, **errors(429)})
 def display_code(query: DisplayCodeQuery) -> dict[str, Any]:
     """Legacy (2025-04-22) start of pairing."""
-    challenge = pairing.issue_challenge(query.app_name, request.remote_addr, None)
+    challenge = issue_for_request(query.app_name, None)
     return {"challenge_id": challenge.id}
 
 

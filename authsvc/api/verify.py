@@ -57,7 +57,7 @@ def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
 @api.post("/v1/keys/verify", security=SECURITY, responses=errors(400, 401, 403, 429))
 def verify_key(body: VerifyBody) -> dict[str, Any]:
     """Check a key an app server received; always 200 with a code."""
-    caller = require_caller()
+    caller = require_caller(scope="api")
     if not users.has_permission(caller.user, "verify_keys"):
         raise forbidden("you lack the verify_keys permission")
     try:

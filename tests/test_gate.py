@@ -1,0 +1,252 @@
+"""The request gate (SPEC §1): Host check, cross-site refusal and CORS, tried as an attacker."""
+
+import pytest
+from werkzeug.datastructures import Headers
+
+from authsvc import create_app
+from authsvc.gate import CROSS_ORIGIN_REFUSED, HOST_REFUSED, judge
+from tests.conftest import login
+from tests.keyhelpers import counts
+
+HOSTS_SERVED = [
+    "127.0.0.1",
+    "127.0.0.1:31009",
+    "127.1.2.3:80",
+    "[::1]:31009",
+    "[::1]",
+    "localhost",
+    "LOCALHOST:31009",
+    "localhost.",
+    "localhost.:31009",
+    "app.localhost",
+    "a.b.localhost:8080",
+    "192.168.1.20:31009",
+    "0.0.0.0",
+]
+HOSTS_REFUSED = [
+    "attacker.example",
+    "attacker.example:31009",
+    "localhost.attacker.example",
+    "127.0.0.1.nip.io",
+    "localhost:abc",
+    "[::1",
+    "[::1]x",
+    "evil.example/.localhost",
+    "",
+    "localhost@evil.example",
+    "notlocalhost",
+]
+
+
+def verdict(headers: dict[str, str], method: str = "GET", path: str = "/v1/auth", **lists):
+    return judge(
+        Headers(headers),
+        method,
+        path,
+        "http",
+        lists.get("hosts", []),
+        lists.get("origins", []),
+    )
+
+
+@pytest.mark.parametrize("host", HOSTS_SERVED)
+def test_host_served(host):
+    assert verdict({"Host": host}).refusal is None
+
+
+@pytest.mark.parametrize("host", HOSTS_REFUSED)
+def test_host_refused(host):
+    assert verdict({"Host": host}).refusal == HOST_REFUSED
+
+
+def test_listed_hosts_and_the_wildcard():
+    assert verdict({"Host": "auth.example.com:443"}, hosts=["Auth.Example.com"]).refusal is None
+    assert verdict({"Host": "auth.example.com."}, hosts=["auth.example.com"]).refusal is None
+    assert verdict({"Host": "other.example.com"}, hosts=["auth.example.com"]).refusal
+    assert verdict({"Host": "anything.example"}, hosts=["*"]).refusal is None
+
+
+ORIGINS_REFUSED = [
+    {"Origin": "https://evil.example"},
+    {"Origin": "null"},
+    {"Origin": "http://127.0.0.1:8080"},  # another port on this very machine
+    {"Origin": "https://127.0.0.1:31009"},  # another scheme
+    {"Origin": "http://localhost:31009"},  # another name for it
+    {"Origin": "http://127.0.0.1:31009.evil.example"},
+    {"Origin": "garbage"},
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "http://127.0.0.1:31009", "Sec-Fetch-Site": "same-site"},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"},  # to the JSON API
+]
+
+
+@pytest.mark.parametrize("headers", ORIGINS_REFUSED)
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE", "OPTIONS"])
+def test_cross_site_refused(headers, method):
+    answer = verdict({"Host": "127.0.0.1:31009", **headers}, method)
+    assert answer.refusal == CROSS_ORIGIN_REFUSED
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, scripts, apps: no Origin, no Sec-Fetch-Site
+        {"Origin": "http://127.0.0.1:31009"},
+        {"Origin": "HTTP://127.0.0.1:31009", "Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "same-origin"},
+        {"Sec-Fetch-Site": "none"},  # typed into the address bar
+    ],
+)
+def test_same_origin_and_non_browser_pass(headers):
+    answer = verdict({"Host": "127.0.0.1:31009", **headers}, "POST")
+    assert answer.refusal is None and not answer.cross_origin
+
+
+def test_default_ports_are_the_same_origin():
+    assert verdict({"Host": "localhost", "Origin": "http://localhost:80"}).refusal is None
+
+
+@pytest.mark.parametrize("path", ["/ui/", "/ui/keys", "/docs/", "/api/docs", "/"])
+def test_links_to_the_web_pages_open(path):
+    navigation = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+    assert verdict({"Host": "localhost", **navigation}, "GET", path).refusal is None
+    framed = {**navigation, "Sec-Fetch-Dest": "iframe"}
+    assert verdict({"Host": "localhost", **framed}, "GET", path).refusal
+    assert verdict({"Host": "localhost", **navigation}, "POST", path).refusal
+
+
+def test_listed_origins_get_cors_without_credentials():
+    listed = verdict(
+        {
+            "Host": "127.0.0.1:31009",
+            "Origin": "http://localhost:3000",
+            "Sec-Fetch-Site": "same-site",
+        },
+        origins=["http://localhost:3000"],
+    )
+    assert listed.refusal is None and listed.cors_origin == "http://localhost:3000"
+    assert listed.cross_origin
+    assert (
+        verdict({"Host": "127.0.0.1", "Origin": "null"}, origins=["null"]).refusal
+        == CROSS_ORIGIN_REFUSED
+    )
+    assert verdict(
+        {"Host": "127.0.0.1", "Origin": "http://localhost:3000/"}, origins=["http://localhost:3000"]
+    ).refusal
+
+
+# --- through the app --------------------------------------------------------------------------
+
+HOST_ENDPOINTS = [
+    ("get", "/"),
+    ("get", "/health"),
+    ("get", "/openapi.json"),
+    ("post", "/v1/auth/challenges"),
+    ("post", "/v1/auth/api_keys"),
+    ("get", "/v1/pairing/challenges"),
+    ("get", "/v1/settings"),
+    ("post", "/v1/api-keys"),
+    ("get", "/v1/nothing-here"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), HOST_ENDPOINTS)
+def test_foreign_host_refused_before_anything_else(app, client, method, path):
+    before = counts(app)
+    response = getattr(client, method)(
+        path, json={"app_name": "x"}, headers={"Host": "attacker.example:31009"}
+    )
+    assert response.status_code == 403
+    assert response.json == {
+        "object": "error",
+        "status": 403,
+        "code": "forbidden",
+        "message": HOST_REFUSED,
+    }
+    assert response.headers["Anytype-Version"] == "2025-11-08"
+    assert counts(app) == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost:8080"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ],
+)
+def test_cross_site_refused_for_reads_and_writes(app, client, headers):
+    before = counts(app)
+    for method, path in HOST_ENDPOINTS:
+        response = getattr(client, method)(
+            path, json={"app_name": "x", "name": "x"}, headers=headers
+        )
+        assert (response.status_code, response.json["message"]) == (403, CROSS_ORIGIN_REFUSED)
+    text = client.post(
+        "/v1/system/enable-multi-user",
+        data='{"username": "attacker", "password": "pw"}',
+        content_type="text/plain",
+        headers=headers,
+    )
+    assert (text.status_code, text.json["message"]) == (403, CROSS_ORIGIN_REFUSED)
+    assert counts(app) == before
+    assert client.get("/v1/settings").json["pairing_enabled"] is True
+
+
+def test_same_origin_browser_request_passes(client):
+    response = client.get(
+        "/v1/settings", headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    )
+    assert response.status_code == 200
+
+
+def test_cors_preflight_and_answer_for_a_listed_origin(make_app):
+    app = make_app(AUTHSVC_CORS_ORIGINS=["http://localhost:3000"])
+    client = app.test_client()
+    origin = {"Origin": "http://localhost:3000"}
+    preflight = client.options(
+        "/v1/auth",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    allowed = preflight.headers["Access-Control-Allow-Headers"]
+    assert {"Authorization", "Content-Type", "Anytype-Version"} <= set(allowed.split(", "))
+    assert "Access-Control-Allow-Credentials" not in preflight.headers
+    answer = client.post("/v1/auth/challenges", json={"app_name": "Web app"}, headers=origin)
+    assert answer.status_code == 201
+    assert answer.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+    assert "Access-Control-Allow-Credentials" not in answer.headers
+    assert "Origin" in answer.headers["Vary"]
+    unlisted = client.options(
+        "/v1/auth",
+        headers={"Origin": "http://localhost:4000", "Access-Control-Request-Method": "GET"},
+    )
+    assert unlisted.status_code == 403
+    assert "Access-Control-Allow-Origin" not in unlisted.headers
+
+
+def test_listed_origin_never_rides_on_the_cookie(make_app):
+    """A browser app authenticates with a key: the host's cookie does not count from elsewhere."""
+    app = make_app(AUTHSVC_CORS_ORIGINS=["http://localhost:3000"])
+    client = app.test_client()
+    token = login(client)
+    client.set_cookie("authsvc_session", token)
+    assert client.get("/v1/settings").status_code == 200  # the page itself, same origin
+    from_app = client.get("/v1/settings", headers={"Origin": "http://localhost:3000"})
+    assert from_app.status_code == 401
+
+
+def test_env_lists_are_read(monkeypatch):
+    monkeypatch.setenv("AUTHSVC_ALLOWED_HOSTS", "auth.example.com, other.example")
+    monkeypatch.setenv("AUTHSVC_CORS_ORIGINS", "http://localhost:3000")
+    app = create_app({"TESTING": True, "JWT_SECRET": "a-test-secret-123"})
+    assert app.config["AUTHSVC_ALLOWED_HOSTS"] == ["auth.example.com", "other.example"]
+    assert app.config["AUTHSVC_CORS_ORIGINS"] == ["http://localhost:3000"]
