@@ -11,7 +11,7 @@ from ..auth import require_caller
 from ..clock import iso, utcnow
 from ..errors import ApiError
 from ..wire import no_store
-from .schemas import SECURITY, Name, errors
+from .schemas import NO_CONTENT, SECURITY, Name, errors
 
 api = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts")])
 ERRORS = errors(400, 401, 403, 409)
@@ -49,7 +49,7 @@ def login(body: LoginBody) -> Response:
     return no_store(response)
 
 
-@api.delete("/v1/session", security=SECURITY, responses=ERRORS)
+@api.delete("/v1/session", security=SECURITY, responses={**NO_CONTENT, **ERRORS})
 def logout() -> Response:
     """Log out: end this session only."""
     caller = require_caller(allow_keys=False)

@@ -9,7 +9,7 @@ from .. import pairing
 from ..auth import require_caller
 from ..clock import utcnow
 from ..wire import PageQuery, no_store, page
-from .schemas import SECURITY, IdPath, errors
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors
 
 api = APIBlueprint("host", __name__, abp_tags=[Tag(name="host")])
 ERRORS = errors(401, 403, 404, 410)
@@ -28,7 +28,7 @@ def list_challenges(query: PageQuery) -> Response:
     return no_store(jsonify(listing))
 
 
-@api.post("/v1/pairing/challenges/<id>/deny", security=SECURITY, responses=ERRORS)
+@api.post("/v1/pairing/challenges/<id>/deny", security=SECURITY, responses={**NO_CONTENT, **ERRORS})
 def deny_challenge(path: IdPath) -> tuple[str, int]:
     """Refuse a pending challenge."""
     caller = require_caller()

@@ -17,6 +17,7 @@ from flask_openapi3_swagger.plugins import RegisterPlugin
 
 from .. import __version__, database
 from ..errors import ApiError
+from .schemas import errors
 
 api = APIBlueprint("public", __name__, abp_tags=[Tag(name="public")])
 
@@ -61,7 +62,7 @@ def index() -> dict[str, Any]:
     return {"name": "authsvc", "version": __version__}
 
 
-@api.get("/health")
+@api.get("/health", responses=errors(503))
 def health() -> dict[str, Any]:
     """Liveness with a database check."""
     if not database.is_reachable():
@@ -69,7 +70,7 @@ def health() -> dict[str, Any]:
     return {"status": "ok", "database": "ok"}
 
 
-api.get("/health/", doc_ui=False)(health)
+api.get("/health/", responses=errors(503), operation_id="health_slash")(health)
 
 
 @api.get("/openapi.json", doc_ui=False)

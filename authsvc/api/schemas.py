@@ -16,6 +16,9 @@ def errors(*statuses: int) -> Responses:
     return {status: ErrorBody for status in statuses}
 
 
+NO_CONTENT: Responses = {204: None}
+
+
 def printable_name(value: str) -> str:
     """1–64 printable characters after trimming."""
     value = value.strip()

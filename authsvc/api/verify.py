@@ -122,7 +122,7 @@ for register in (api.post, api.put, api.patch, api.delete):
     register(
         "/v1/auth/forward",
         security=SECURITY,
-        doc_ui=False,
+        responses=errors(401, 403, 429),
         provide_automatic_options=False,
         endpoint=f"forward_auth_{register.__name__}",
     )(forward_auth)
