@@ -11,12 +11,13 @@ from .errors import ApiError
 from .extensions import db
 
 ANYTYPE_VERSION = "2025-11-08"
+BIGGEST_INTEGER = 2**63 - 1  # what SQLite and PostgreSQL store; beyond it is a 400, not a 500
 
 
 class PageQuery(BaseModel):
     """Pagination parameters of every list endpoint."""
 
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=BIGGEST_INTEGER)
     limit: int = Field(100, ge=1, le=1000)
 
 

@@ -9,8 +9,15 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 from .. import groups, organizations, users
 from ..auth import require_admin_api
 from ..wire import PageQuery, page
-from .resources import GroupResource, OrganizationResource, UserResource
-from .schemas import NO_CONTENT, SECURITY, IdPath, Name, Responses, errors
+from .resources import (
+    GroupList,
+    GroupResource,
+    OrganizationList,
+    OrganizationResource,
+    UserList,
+    UserResource,
+)
+from .schemas import NO_CONTENT, SECURITY, IdPath, Name, Responses, errors, ok
 
 api = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin")])
 ERRORS = errors(400, 401, 403, 404, 409)
@@ -80,7 +87,7 @@ def granted(permissions: Permissions | None) -> dict[str, bool] | None:
 # Users: managers may act on user and manager accounts (users.check_may_manage).
 
 
-@api.get("/v1/admin/users", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/users", security=SECURITY, responses=ok(UserList, ERRORS))
 def list_users(query: PageQuery) -> dict[str, Any]:
     """Every account."""
     require_admin_api("manager")
@@ -95,14 +102,14 @@ def create_user(body: UserCreate) -> tuple[dict[str, Any], int]:
     return users.user_to_dict(user), 201
 
 
-@api.get("/v1/admin/users/<id>", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/users/<id>", security=SECURITY, responses=ok(UserResource, ERRORS))
 def get_user(path: IdPath) -> dict[str, Any]:
     """One account."""
     require_admin_api("manager")
     return users.user_to_dict(users.find_user(path.id))
 
 
-@api.patch("/v1/admin/users/<id>", security=SECURITY, responses=ERRORS)
+@api.patch("/v1/admin/users/<id>", security=SECURITY, responses=ok(UserResource, ERRORS))
 def patch_user(path: IdPath, body: UserPatch) -> dict[str, Any]:
     """Change an account's role, suspension or password."""
     caller = require_admin_api("manager")
@@ -122,7 +129,7 @@ def delete_user(path: IdPath) -> tuple[str, int]:
 # Groups
 
 
-@api.get("/v1/admin/groups", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/groups", security=SECURITY, responses=ok(GroupList, ERRORS))
 def list_groups(query: PageQuery) -> dict[str, Any]:
     """Every group with its permissions and members."""
     require_admin_api()
@@ -137,14 +144,14 @@ def create_group(body: GroupCreate) -> tuple[dict[str, Any], int]:
     return groups.group_to_dict(group), 201
 
 
-@api.get("/v1/admin/groups/<id>", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/groups/<id>", security=SECURITY, responses=ok(GroupResource, ERRORS))
 def get_group(path: IdPath) -> dict[str, Any]:
     """One group."""
     require_admin_api()
     return groups.group_to_dict(groups.find_group(path.id))
 
 
-@api.patch("/v1/admin/groups/<id>", security=SECURITY, responses=ERRORS)
+@api.patch("/v1/admin/groups/<id>", security=SECURITY, responses=ok(GroupResource, ERRORS))
 def patch_group(path: IdPath, body: GroupPatch) -> dict[str, Any]:
     """Rename a group or change what it grants."""
     caller = require_admin_api()
@@ -164,7 +171,7 @@ def delete_group(path: IdPath) -> tuple[str, int]:
 # Organizations
 
 
-@api.get("/v1/admin/organizations", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/organizations", security=SECURITY, responses=ok(OrganizationList, ERRORS))
 def list_organizations(query: PageQuery) -> dict[str, Any]:
     """Every organization with its members."""
     require_admin_api()
@@ -179,14 +186,18 @@ def create_organization(body: OrganizationCreate) -> tuple[dict[str, Any], int]:
     return organizations.organization_to_dict(created), 201
 
 
-@api.get("/v1/admin/organizations/<id>", security=SECURITY, responses=ERRORS)
+@api.get(
+    "/v1/admin/organizations/<id>", security=SECURITY, responses=ok(OrganizationResource, ERRORS)
+)
 def get_organization(path: IdPath) -> dict[str, Any]:
     """One organization."""
     require_admin_api()
     return organizations.organization_to_dict(organizations.find_organization(path.id))
 
 
-@api.patch("/v1/admin/organizations/<id>", security=SECURITY, responses=ERRORS)
+@api.patch(
+    "/v1/admin/organizations/<id>", security=SECURITY, responses=ok(OrganizationResource, ERRORS)
+)
 def patch_organization(path: IdPath, body: OrganizationPatch) -> dict[str, Any]:
     """Rename or describe an organization."""
     caller = require_admin_api()

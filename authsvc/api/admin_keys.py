@@ -12,8 +12,8 @@ from ..models import ApiKey, User
 from ..wire import PageQuery, page
 from .key_schemas import AdminKeyCreate
 from .keys import created
-from .resources import KeyCreated
-from .schemas import NO_CONTENT, SECURITY, IdPath, errors
+from .resources import KeyCreated, KeyWithOwnerList
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok
 
 api = APIBlueprint("admin_keys", __name__, abp_tags=[Tag(name="admin")])
 ERRORS = errors(400, 401, 403, 404)
@@ -29,7 +29,7 @@ def key_with_owner(key: ApiKey) -> dict[str, Any]:
     }
 
 
-@api.get("/v1/admin/api-keys", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/api-keys", security=SECURITY, responses=ok(KeyWithOwnerList, ERRORS))
 def admin_list_keys(query: PageQuery) -> dict[str, Any]:
     """Every user's keys, newest first, each with its owner."""
     require_admin_api()

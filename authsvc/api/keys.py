@@ -13,8 +13,8 @@ from ..errors import ApiError
 from ..models import ApiKey
 from ..wire import PageQuery, no_store, page
 from .key_schemas import KeyCreate, KeyPatch, RotateBody
-from .resources import KeyCreated
-from .schemas import NO_CONTENT, SECURITY, IdPath, errors
+from .resources import KeyCreated, KeyList, KeyResource
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok
 
 api = APIBlueprint("keys", __name__, abp_tags=[Tag(name="api keys")])
 ERRORS = errors(400, 401, 403, 404, 429)
@@ -42,7 +42,7 @@ def single_user_only(view: Callable[..., Any]) -> Callable[..., Any]:
     return alias
 
 
-@api.get("/v1/api-keys", security=SECURITY, responses=ERRORS)
+@api.get("/v1/api-keys", security=SECURITY, responses=ok(KeyList, ERRORS))
 def list_keys(query: PageQuery) -> dict[str, Any]:
     """The caller's own keys, newest first."""
     caller = require_caller()
@@ -61,14 +61,14 @@ def create_key(body: KeyCreate) -> Response:
     return created(key, secret)
 
 
-@api.get("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.get("/v1/api-keys/<id>", security=SECURITY, responses=ok(KeyResource, ERRORS))
 def get_key(path: IdPath) -> dict[str, Any]:
     """One of the caller's keys."""
     caller = require_caller()
     return keys.key_to_dict(keys.get_key(path.id, caller.user))
 
 
-@api.patch("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.patch("/v1/api-keys/<id>", security=SECURITY, responses=ok(KeyResource, ERRORS))
 def update_key(path: IdPath, body: KeyPatch) -> dict[str, Any]:
     """Change a key's name, state, restrictions, expiry, meta or organization."""
     caller = require_caller()
@@ -96,7 +96,7 @@ def rotate_key(path: IdPath, body: RotateBody) -> Response:
 
 # AnythingLLM's names for the same actions, for the single-user owner.
 for method, rule, name, view, responses in [
-    (api.get, "/v1/system/api-keys", "system_list_keys", list_keys, ERRORS),
+    (api.get, "/v1/system/api-keys", "system_list_keys", list_keys, ok(KeyList, ERRORS)),
     (api.post, "/v1/system/generate-api-key", "system_generate_key", create_key, CREATED),
     (api.delete, "/v1/system/api-key/<id>", "system_revoke_key", revoke_key, REVOKED),
 ]:

@@ -17,7 +17,8 @@ from flask_openapi3_swagger.plugins import RegisterPlugin
 
 from .. import __version__, database
 from ..errors import ApiError
-from .schemas import errors
+from .resources import Health, ServiceInfo
+from .schemas import errors, ok
 
 api = APIBlueprint("public", __name__, abp_tags=[Tag(name="public")])
 
@@ -56,13 +57,13 @@ window.onload = function () {
 """
 
 
-@api.get("/")
+@api.get("/", responses=ok(ServiceInfo, {}))
 def index() -> dict[str, Any]:
     """Name and version of the service."""
     return {"name": "authsvc", "version": __version__}
 
 
-@api.get("/health", responses=errors(503))
+@api.get("/health", responses=ok(Health, errors(503)))
 def health() -> dict[str, Any]:
     """Liveness with a database check."""
     if not database.is_reachable():
@@ -70,7 +71,7 @@ def health() -> dict[str, Any]:
     return {"status": "ok", "database": "ok"}
 
 
-api.get("/health/", responses=errors(503), operation_id="health_slash")(health)
+api.get("/health/", responses=ok(Health, errors(503)), operation_id="health_slash")(health)
 
 
 @api.get("/openapi.json", doc_ui=False)

@@ -12,7 +12,8 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiKey, User
 from ..wire import no_store
-from .schemas import SECURITY, errors
+from .resources import KeyHolder, Verdict
+from .schemas import SECURITY, errors, ok
 
 api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
 # check_key's 401 messages, as verification codes; its 403s and 429s map by status.
@@ -54,7 +55,7 @@ def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
     }
 
 
-@api.post("/v1/keys/verify", security=SECURITY, responses=errors(400, 401, 403, 429))
+@api.post("/v1/keys/verify", security=SECURITY, responses=ok(Verdict, errors(400, 401, 403, 429)))
 def verify_key(body: VerifyBody) -> dict[str, Any]:
     """Check a key an app server received; always 200 with a code."""
     caller = require_caller(scope="api")
@@ -84,7 +85,7 @@ def forwarded(names: tuple[str, str], default: str) -> str:
 @api.get(
     "/v1/auth/forward",
     security=SECURITY,
-    responses=errors(401, 403, 429),
+    responses=ok(KeyHolder, errors(401, 403, 429)),
     provide_automatic_options=False,
 )
 def forward_auth() -> Response:
@@ -122,7 +123,7 @@ for register in (api.post, api.put, api.patch, api.delete):
     register(
         "/v1/auth/forward",
         security=SECURITY,
-        responses=errors(401, 403, 429),
+        responses=ok(KeyHolder, errors(401, 403, 429)),
         provide_automatic_options=False,
         endpoint=f"forward_auth_{register.__name__}",
     )(forward_auth)
