@@ -185,7 +185,7 @@ class Client:
             "/v1/auth/api_keys",
             json={
                 "challenge_id": created["challenge_id"],
-                "code": str(code).strip(),
+                "code": code if isinstance(code, int) else str(code).strip(),  # a number: padded
                 "code_verifier": verifier,
             },
             authenticated=False,
