@@ -11,6 +11,7 @@ from flask_migrate import upgrade
 from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import audit, client, create_app, keys, pairing, sessions, users
 from .api.key_schemas import KeyCreate
@@ -397,8 +398,11 @@ def pair(app_name: str, url: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(as_json: bool) -> None:
     """Mode, database, pairing (on, locked) and key counts of this instance."""
-    users.bootstrap()
-    current = instance_status()
+    try:
+        users.bootstrap()
+        current = instance_status()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"database unreachable: {error.__class__.__name__}") from error
     if as_json:
         click.echo(json.dumps(current, indent=2))
         return

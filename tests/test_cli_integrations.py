@@ -7,8 +7,10 @@ from datetime import timedelta
 
 import pytest
 import requests
+from click.testing import CliRunner
 
 from authsvc import counters
+from authsvc.cli import main
 from authsvc.client import Client
 from authsvc.clock import utcnow
 from authsvc.extensions import db
@@ -112,3 +114,10 @@ def test_every_list_command_speaks_json(cli, app, anon):
     assert [u["username"] for u in json.loads(cli("users", "list", "--json").stdout)] == ["owner"]
     events = json.loads(cli("audit", "tail", "--json").stdout)
     assert "challenge.created" in {event["type"] for event in events}
+
+
+def test_status_without_a_database_fails_cleanly(monkeypatch):
+    monkeypatch.setenv("AUTHSVC_DATABASE_URL", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    result = CliRunner().invoke(main, ["status"])
+    assert result.exit_code == 1
+    assert "database unreachable" in result.output
