@@ -24,7 +24,7 @@ ERRORS = errors(400, 401, 403, 404, 409)
 DELETED = {**NO_CONTENT, **ERRORS}
 
 
-def created(resource: type[BaseModel]) -> Responses:
+def created_as(resource: type[BaseModel]) -> Responses:
     """A 201 answering ``resource``, besides the errors."""
     return {201: resource, **ERRORS}
 
@@ -94,7 +94,7 @@ def list_users(query: PageQuery) -> dict[str, Any]:
     return page(users.users_query(), query, users.user_to_dict)
 
 
-@api.post("/v1/admin/users", security=SECURITY, responses=created(UserResource))
+@api.post("/v1/admin/users", security=SECURITY, responses=created_as(UserResource))
 def create_user(body: UserCreate) -> tuple[dict[str, Any], int]:
     """Create an account."""
     caller = require_admin_api("manager")
@@ -136,7 +136,7 @@ def list_groups(query: PageQuery) -> dict[str, Any]:
     return page(groups.groups_query(), query, groups.group_to_dict)
 
 
-@api.post("/v1/admin/groups", security=SECURITY, responses=created(GroupResource))
+@api.post("/v1/admin/groups", security=SECURITY, responses=created_as(GroupResource))
 def create_group(body: GroupCreate) -> tuple[dict[str, Any], int]:
     """Create a group."""
     caller = require_admin_api()
@@ -178,7 +178,7 @@ def list_organizations(query: PageQuery) -> dict[str, Any]:
     return page(organizations.organizations_query(), query, organizations.organization_to_dict)
 
 
-@api.post("/v1/admin/organizations", security=SECURITY, responses=created(OrganizationResource))
+@api.post("/v1/admin/organizations", security=SECURITY, responses=created_as(OrganizationResource))
 def create_organization(body: OrganizationCreate) -> tuple[dict[str, Any], int]:
     """Create an organization (a space)."""
     caller = require_admin_api()
@@ -243,7 +243,7 @@ def member_views(
     remove.__name__ = f"remove_{kind}_member"
     base = f"/v1/admin/{kind}/<id>/members"
     api.post(
-        base, security=SECURITY, responses=created(resource), operation_id=f"add_{kind}_member"
+        base, security=SECURITY, responses=created_as(resource), operation_id=f"add_{kind}_member"
     )(add)
     api.delete(
         f"{base}/<user_id>",
