@@ -6,7 +6,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask_openapi3 import Info, OpenAPI
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 try:
     __version__ = version("authsvc")
@@ -16,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the application: configuration, extensions, blueprints, error handlers."""
-    from . import config, errors, gate, wire
+    from . import config, errors, gate, proxies, wire
 
     app = OpenAPI(
         __name__,
@@ -31,9 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     )
     os.makedirs(app.instance_path, exist_ok=True)
     config.load_config(app, test_config)
-    if app.config["AUTHSVC_TRUSTED_PROXIES"]:
-        hops = app.config["AUTHSVC_TRUSTED_PROXIES"]
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    proxies.init_app(app)
     logging.getLogger("authsvc").setLevel(logging.INFO)
 
     register_extensions(app)

@@ -110,14 +110,24 @@ def serve(app: Flask, host: str, port: int, workers: int) -> None:
     users.bootstrap()
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
     click.echo(f"open the host's pages (this link logs you in): {login_link(app, host, port)}")
+    # Workers must not inherit the master's connections: two processes on one socket corrupt
+    # each other's conversations, and an open transaction would hold its locks for good.
+    close_database()
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": 4,
         "accesslog": "-",
         "access_log_format": ACCESS_LOG_FORMAT,
+        "post_fork": lambda _server, _worker: forget_inherited_connections(app),
     }
     Server(app, options).run()
+
+
+def forget_inherited_connections(app: Flask) -> None:
+    """In a fresh worker: drop pooled connections copied from the master, without closing them."""
+    with app.app_context():
+        db.engine.dispose(close=False)
 
 
 @main.command(name="owner-token")

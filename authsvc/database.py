@@ -11,13 +11,33 @@ from .errors import ApiError
 from .extensions import db
 
 T = TypeVar("T")
+CONNECT_TIMEOUT = 5  # seconds
+STATEMENT_TIMEOUT = 15
+SQLITE_BUSY_TIMEOUT = 10
 
 
 def engine_options(uri: str) -> dict[str, Any]:
-    """SQLite waits for the write lock instead of failing; PostgreSQL drops dead connections."""
+    """Bounded waits: a request fails within seconds (503) instead of hanging on the database.
+
+    SQLite waits for the write lock up to its busy timeout. PostgreSQL gives up connecting
+    after ``CONNECT_TIMEOUT`` seconds, cancels statements (lock waits included) after
+    ``STATEMENT_TIMEOUT``, notices a silent peer through TCP keepalives, and tests pooled
+    connections before use, so service resumes by itself once the database is back.
+    """
     if uri.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
+    return {
+        "pool_pre_ping": True,
+        "pool_timeout": CONNECT_TIMEOUT,
+        "connect_args": {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "options": f"-c statement_timeout={STATEMENT_TIMEOUT * 1000}",
+            "keepalives_idle": CONNECT_TIMEOUT,
+            "keepalives_interval": 2,
+            "keepalives_count": 3,
+            "tcp_user_timeout": STATEMENT_TIMEOUT * 1000,
+        },
+    }
 
 
 @event.listens_for(Engine, "connect")
@@ -48,6 +68,16 @@ def serialize(name: str) -> None:
         db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
     else:
         db.session.execute(text("UPDATE settings SET name = name WHERE 0 = 1"))
+
+
+def lock(row: Any) -> None:
+    """Lock ``row`` until the current transaction ends and reload it (read, check, write).
+
+    PostgreSQL locks the row (``SELECT ... FOR UPDATE``); SQLite takes its write lock.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        serialize("row")
+    db.session.refresh(row, with_for_update=True)
 
 
 def is_reachable() -> bool:

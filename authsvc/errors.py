@@ -5,9 +5,12 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 5
 
 CODES = {
     400: "bad_request",
@@ -97,6 +100,27 @@ def handle_http_exception(error: HTTPException) -> Response:
     return response
 
 
+def is_unavailable(error: Exception) -> bool:
+    """Whether a database error means "not reachable now" (lost, refused, timed out, locked,
+    read-only or full) rather than a fault in our own statements."""
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def handle_database_error(error: Exception) -> Response:
+    """503 while the database cannot serve; the pool reconnects by itself afterwards."""
+    if not is_unavailable(error):
+        return handle_unexpected(error)
+    log.warning("database unavailable: %s", getattr(error, "orig", None) or error)
+    return error_response(
+        503,
+        "database unreachable",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
     return error_response(500, "internal server error")
@@ -106,4 +130,6 @@ def init_app(app: Flask) -> None:
     """Register the handlers on the app, so routing 404/405 are covered too."""
     app.register_error_handler(ApiError, handle_api_error)
     app.register_error_handler(HTTPException, handle_http_exception)
+    app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(PoolTimeoutError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

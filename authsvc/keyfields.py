@@ -39,7 +39,10 @@ def parse_time(value: Any) -> datetime:
     except ValueError:
         raise ValueError("must be an ISO 8601 date and time") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+            raise ValueError("must lie between 0001-01-01 and 9999-12-31 UTC") from None
     return moment
 
 

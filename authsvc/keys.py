@@ -4,11 +4,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, or_, select
+from sqlalchemy import ColumnElement, Select, or_, select, update
 
 from . import audit, keyfields, settings, tokens, users
 from .clock import iso, utcnow
-from .database import serialize
+from .database import lock, serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, User
@@ -76,16 +76,41 @@ def is_active_clause() -> ColumnElement[bool]:
     return or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > utcnow())
 
 
-def mark_revoked(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> None:
-    """Revoke now (or at ``at``) within the current transaction."""
-    key.revoked_at = at or utcnow()
+def mark_revoked(key: ApiKey, actor_id: str | None, at: datetime | None = None) -> bool:
+    """Revoke now (or at ``at``) within the current transaction, unless revoked by then already.
+
+    One conditional UPDATE, so a later revocation (a rotation's grace) never replaces an
+    earlier one, whatever runs concurrently; returns whether this call revoked the key.
+    """
+    when = at or utcnow()
+    earlier = or_(ApiKey.revoked_at.is_(None), ApiKey.revoked_at > when)
+    if not set_revoked_at(key, when, earlier):
+        return False
+    record_revocation(key, actor_id, when)
+    return True
+
+
+def record_revocation(key: ApiKey, actor_id: str | None, when: datetime) -> None:
+    """The audit event of a revocation taking effect at ``when``."""
     audit.record(
         "key.revoked",
         actor_id=actor_id,
         subject_user_id=key.owner_id,
         key_id=key.id,
-        effective_at=iso(key.revoked_at),
+        effective_at=iso(when),
     )
+
+
+def set_revoked_at(key: ApiKey, when: datetime, condition: ColumnElement[bool]) -> bool:
+    """Set ``revoked_at`` where ``condition`` holds for the stored row; reload the key."""
+    result = db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, condition)
+        .values(revoked_at=when)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(key)
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def require_manageable(key: ApiKey, parent: ApiKey | None) -> None:
@@ -99,8 +124,7 @@ def revoke(
 ) -> None:
     """Revoke now (or at ``at``) and commit; a key already revoked stays as it is."""
     require_manageable(key, parent)
-    if not is_revoked(key):
-        mark_revoked(key, actor_id, at)
+    mark_revoked(key, actor_id, at)
     db.session.commit()
 
 
@@ -164,10 +188,17 @@ def issue_key(
 def update_key(
     key: ApiKey, changes: dict[str, Any], actor_id: str | None, parent: ApiKey | None = None
 ) -> ApiKey:
-    """Apply validated changes, narrowed to ``parent`` when a key asks; commit."""
+    """Apply validated changes, narrowed to ``parent`` when a key asks; commit.
+
+    The row is locked and reread first, so the checks see what concurrent changes left.
+    """
     require_manageable(key, parent)
     if not changes:
         return key
+    lock(key)
+    if is_revoked(key):
+        db.session.rollback()
+        raise ApiError(409, "api key already revoked")
     if parent is not None:
         keyfields.require_within(parent, {**keyfields.fields_of(key), **changes})
     if "organization_id" in changes:
@@ -188,14 +219,21 @@ def update_key(
 def rotate_key(
     key: ApiKey, grace_seconds: int, actor_id: str | None, parent: ApiKey | None = None
 ) -> tuple[ApiKey, str]:
-    """A new key with the same fields; the old one is revoked now or after the grace; commit."""
-    if key.revoked_at is not None:
-        raise ApiError(409, "api key already revoked")
+    """A new key with the same fields; the old one is revoked now or after the grace; commit.
+
+    The old key's revocation is claimed first with a conditional UPDATE: of concurrent
+    rotations of one key exactly one wins (the others answer 409), and a key revoked first is
+    never rotated, so its revocation is never postponed by a grace.
+    """
     require_manageable(key, parent)
+    revoke_at = utcnow() + timedelta(seconds=grace_seconds)
+    if not set_revoked_at(key, revoke_at, ApiKey.revoked_at.is_(None)):
+        db.session.rollback()
+        raise ApiError(409, "api key already revoked")
     fields = keyfields.fields_of(key)
     owner = db.session.get_one(User, key.owner_id)
     new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
-    mark_revoked(key, actor_id, utcnow() + timedelta(seconds=grace_seconds))
+    record_revocation(key, actor_id, revoke_at)
     audit.record(
         "key.rotated",
         actor_id=actor_id,

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, case, func, select, true, update
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, true, update
 
 from . import audit, counters, keys, settings, users
 from .clock import epoch, iso, utcnow
@@ -224,14 +224,39 @@ def get_challenge(challenge_id: str) -> Challenge:
     return get_or_404(Challenge, challenge_id, "challenge")
 
 
+def sees_every_challenge(viewer: User) -> bool:
+    """Admins, and the owner of a single-user instance, see claimed challenges too."""
+    return viewer.role == "admin" or not users.is_multi_user()
+
+
+def host_query(viewer: User, now: datetime) -> Select[Any]:
+    """The pending challenges ``viewer`` may see: one claimed by a user is invisible to
+    everyone else but admins (SPEC §4)."""
+    query = pending_query(now)
+    if sees_every_challenge(viewer):
+        return query
+    return query.where(or_(Challenge.claimed_by.is_(None), Challenge.claimed_by == viewer.id))
+
+
+def is_visible(challenge: Challenge, viewer: User) -> bool:
+    """Whether ``viewer`` may see one loaded challenge (the rule of :func:`host_query`)."""
+    return challenge.claimed_by in (None, viewer.id) or sees_every_challenge(viewer)
+
+
 def finish_by_host(challenge_id: str, actor: User, **values: Any) -> Challenge:
-    """Change a still-pending challenge atomically, or answer 404/410."""
+    """Change a still-pending challenge atomically, or answer 404/409/410.
+
+    The UPDATE itself re-checks that the challenge is pending and, unless the actor sees
+    every challenge, still unclaimed by anybody else, so a claim that lands first wins.
+    """
     challenge = get_challenge(challenge_id)
+    if not is_visible(challenge, actor):
+        raise ApiError(404, "challenge not found")
     now = utcnow()
     raise_if_finished(challenge, now)
     condition = still_pending(challenge_id, now)
-    if "claimed_by" in values:
-        condition.append((Challenge.claimed_by.is_(None)) | (Challenge.claimed_by == actor.id))
+    if "claimed_by" in values or not sees_every_challenge(actor):
+        condition.append(or_(Challenge.claimed_by.is_(None), Challenge.claimed_by == actor.id))
     result = db.session.execute(
         update(Challenge)
         .where(*condition)
@@ -241,6 +266,8 @@ def finish_by_host(challenge_id: str, actor: User, **values: Any) -> Challenge:
     db.session.refresh(challenge)
     if result.rowcount != 1:  # type: ignore[attr-defined]
         db.session.rollback()
+        if not is_visible(challenge, actor):
+            raise ApiError(404, "challenge not found")
         raise_if_finished(challenge, now)
         raise ApiError(409, "challenge already claimed by another user")
     return challenge

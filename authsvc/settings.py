@@ -72,16 +72,19 @@ BOOLEAN = {
     "api_key_endpoint_restrictions_enabled",
     "one_key_per_organization",
 }
-POSITIVE_INT = {"challenge_ttl_seconds", "challenge_max_attempts"}
+# Bounds of the integer settings a PATCH may set; the environment variables accept any
+# positive value, so tests can use short lives.
+BOUNDED_INT = {"challenge_ttl_seconds": (30, 3600), "challenge_max_attempts": (1, 20)}
 
 
 def check_value(name: str, value: Any) -> str | None:
     """Why ``value`` is not acceptable for setting ``name``, or None when it is."""
     if name in BOOLEAN:
         return None if isinstance(value, bool) else "must be true or false"
-    if name in POSITIVE_INT:
-        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-        return None if ok else "must be an integer of at least 1"
+    if name in BOUNDED_INT:
+        low, high = BOUNDED_INT[name]
+        ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+        return None if ok else f"must be an integer from {low} to {high}"
     if name == "api_key_allowed_endpoints":
         ok = isinstance(value, list) and all(
             isinstance(item, str) and restrictions.is_valid_rule(item) for item in value

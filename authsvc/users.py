@@ -114,11 +114,15 @@ def users_query() -> Any:
 
 
 def check_may_manage(actor: User, target_role: str) -> None:
-    """Admins manage anyone; managers only ``user`` and ``manager`` accounts (else 403)."""
+    """Admins manage anyone; managers only ``user`` accounts (SPEC §6), else 403.
+
+    A manager acting on another manager could take over that account (reset its password),
+    and through it every account it manages: so managers never reach their own rank.
+    """
     if ROLES.get(actor.role, 0) >= ROLES["admin"]:
         return
-    if ROLES.get(actor.role, 0) < ROLES["manager"] or target_role == "admin":
-        raise ApiError(403, "managers may act only on user and manager accounts")
+    if ROLES.get(actor.role, 0) < ROLES["manager"] or target_role != "user":
+        raise ApiError(403, "managers may act only on user accounts")
 
 
 def check_not_last_admin(user: User) -> None:

@@ -1,5 +1,7 @@
 """SPEC §1 wire conventions shared by every endpoint: JSON bodies, headers, lists."""
 
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,18 +13,22 @@ from .errors import ApiError
 from .extensions import db
 
 ANYTYPE_VERSION = "2025-11-08"
-BIGGEST_INTEGER = 2**63 - 1  # what SQLite and PostgreSQL store; beyond it is a 400, not a 500
+# The largest integer every JSON client reads exactly (JavaScript's Number.MAX_SAFE_INTEGER);
+# far below what the databases' 64-bit OFFSET takes.
+MAX_SAFE_INTEGER = 2**53 - 1
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class PageQuery(BaseModel):
     """Pagination parameters of every list endpoint."""
 
-    offset: int = Field(0, ge=0, le=BIGGEST_INTEGER)
+    offset: int = Field(0, ge=0, le=MAX_SAFE_INTEGER)
     limit: int = Field(100, ge=1, le=1000)
 
 
 def parse_json_body() -> None:
     """Parse any non-empty body as JSON whatever its Content-Type; it must be an object."""
+    refuse_unstorable(request.path, *request.args.keys(), *request.args.values())
     if request.method in {"GET", "HEAD", "OPTIONS"} or not request.get_data(cache=True):
         return
     try:
@@ -31,6 +37,33 @@ def parse_json_body() -> None:
         raise ApiError(400, "bad input: the request body is not valid JSON") from error
     if not isinstance(body, dict):
         raise ApiError(400, "bad input: the request body must be a JSON object")
+    check_values(body)
+
+
+def check_values(body: Any) -> None:
+    """400 for what no column can hold: NaN, Infinity (or a number that overflows to it), NUL
+    characters (PostgreSQL refuses them in text) and lone surrogates (not UTF-8)."""
+    pending = [body]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            refuse_unstorable(*value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ApiError(400, "bad input: numbers must be finite (no NaN or Infinity)")
+        elif isinstance(value, str):
+            refuse_unstorable(value)
+
+
+def refuse_unstorable(*texts: str) -> None:
+    """400 when a text holds a NUL character or a lone surrogate (not UTF-8)."""
+    for text in texts:
+        if "\x00" in text or SURROGATE.search(text):
+            raise ApiError(
+                400, "bad input: text must not contain NUL characters or lone surrogates"
+            )
 
 
 def add_version_header(response: Response) -> Response:

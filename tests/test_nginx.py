@@ -109,7 +109,7 @@ def proxy(make_app, database_url, tmp_path, echo) -> Iterator[Proxy]:
     """nginx with the shipped example, ports changed, in front of echo and a live authsvc."""
     make_app()  # so that the tables are emptied afterwards
     echo_port, seen = echo
-    with run_server(database_url, tmp_path, AUTHSVC_TRUSTED_PROXIES="1") as base:
+    with run_server(database_url, tmp_path, AUTHSVC_TRUSTED_PROXIES="127.0.0.1") as base:
         port = free_port()
         config = EXAMPLE.read_text()
         for name, address in {

@@ -24,7 +24,7 @@ CLIENT_IP = "192.0.2.10"
 @pytest.fixture
 def app(make_app):
     """authsvc as the example says to run it: behind one proxy."""
-    return make_app(AUTHSVC_TRUSTED_PROXIES=1)
+    return make_app(AUTHSVC_TRUSTED_PROXIES="127.0.0.1")
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ def granted(permissions: Permissions | None) -> dict[str, bool] | None:
     return None if permissions is None else permissions.model_dump(exclude_none=True)
 
 
-# Users: managers may act on user and manager accounts (users.check_may_manage).
+# Users: managers may act on user accounts only (users.check_may_manage).
 
 
 @api.get("/v1/admin/users", security=SECURITY, responses=ok(UserList, ERRORS))

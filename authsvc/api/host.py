@@ -22,7 +22,7 @@ def list_challenges(query: PageQuery) -> Response:
     caller = require_caller()
     now = utcnow()
     listing = page(
-        pairing.pending_query(now),
+        pairing.host_query(caller.user, now),
         query,
         lambda challenge: pairing.challenge_for_host(challenge, caller.user, now),
     )

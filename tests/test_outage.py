@@ -1,0 +1,152 @@
+"""Database failures answer 503 in the error shape within a bounded time, and service resumes."""
+
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+from flask_migrate import upgrade
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from authsvc import create_app
+from authsvc.database import CONNECT_TIMEOUT
+from authsvc.extensions import db
+from tests import conftest
+from tests.conftest import bearer, host_client
+from tests.relay import Relay
+from tests.test_server import host_headers, run_server
+
+# Seconds for a 503 while PostgreSQL cannot be reached: with the default sslmode=prefer psycopg
+# makes two attempts (TLS, then plain), each bounded by the connect timeout.
+OUTAGE_BOUND = 2 * CONNECT_TIMEOUT + 5
+RECOVERY_BOUND = 20  # seconds for every call to succeed again once it can
+
+
+def calls(
+    base: str, headers: dict[str, str], secret: str
+) -> dict[str, Callable[[], requests.Response]]:
+    """One call of each kind: host management, pairing, key use."""
+    return {
+        "list keys": lambda: requests.get(f"{base}/v1/api-keys", headers=headers, timeout=60),
+        "pair": lambda: requests.post(
+            f"{base}/v1/auth/challenges", json={"app_name": "Outage"}, timeout=60
+        ),
+        "use key": lambda: requests.get(f"{base}/v1/auth", headers=bearer(secret), timeout=60),
+    }
+
+
+def assert_unavailable(name: str, call: Callable[[], requests.Response]) -> float:
+    """The call answers 503 with Retry-After, in the error shape, within the bound."""
+    started = time.monotonic()
+    response = call()
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503, (name, response.text)
+    assert response.json()["code"] == "service_unavailable", (name, response.text)
+    assert int(response.headers["Retry-After"]) >= 1
+    assert elapsed < OUTAGE_BOUND, (name, elapsed)
+    return elapsed
+
+
+def await_recovery(named: dict[str, Callable[[], requests.Response]]) -> float:
+    """Seconds until every call succeeds again."""
+    started = time.monotonic()
+    while True:
+        statuses = {name: call().status_code for name, call in named.items()}
+        if all(status < 300 for status in statuses.values()):
+            return time.monotonic() - started
+        assert all(status in {503, 200, 201} for status in statuses.values()), statuses
+        assert time.monotonic() - started < RECOVERY_BOUND, statuses
+        time.sleep(0.5)
+
+
+@pytest.mark.parametrize("outage", ["cut", "stall"])
+def test_postgresql_outage_answers_503_then_recovers(database_url, make_app, tmp_path, outage):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the relay stands between the app and PostgreSQL")
+    make_app()  # empties the tables afterwards
+    url = make_url(database_url)
+    with Relay((url.host or "127.0.0.1", url.port or 5432)) as relay:
+        relayed = url.set(port=relay.port).render_as_string(hide_password=False)
+        with run_server(relayed, tmp_path) as base:
+            headers = host_headers(base)
+            created = requests.post(f"{base}/v1/api-keys", json={"name": "o"}, headers=headers)
+            assert created.status_code == 201, created.text
+            named = calls(base, headers, created.json()["api_key"])
+            assert all(call().status_code < 300 for call in named.values())
+
+            getattr(relay, outage)()
+            for name, call in named.items():
+                assert_unavailable(name, call)
+            health = requests.get(f"{base}/health", timeout=60)
+            assert (health.status_code, health.json()["database"]) == (503, "unreachable")
+
+            relay.restore()
+            await_recovery(named)
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path) -> Path:
+    """A migrated SQLite database of this test's own, closed again."""
+    path = tmp_path / "own.sqlite3"
+    app = create_app(conftest.base_config(f"sqlite:///{path}"))
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+    return path
+
+
+def assert_503(response) -> None:
+    assert response.status_code == 503, response.json
+    assert response.json["code"] == "service_unavailable"
+    assert response.json["message"] == "database unreachable"
+    assert int(response.headers["Retry-After"]) >= 1
+
+
+def test_sqlite_locked_beyond_the_busy_timeout(sqlite_file):
+    options = {"connect_args": {"timeout": 0.2}}
+    app = create_app(
+        conftest.base_config(f"sqlite:///{sqlite_file}", SQLALCHEMY_ENGINE_OPTIONS=options)
+    )
+    client = host_client(app)
+    holder = sqlite3.connect(sqlite_file)
+    holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        assert_503(client.post("/v1/auth/challenges", json={"app_name": "Locked"}))
+        assert_503(client.post("/v1/api-keys", json={"name": "locked"}))
+    finally:
+        holder.rollback()
+        holder.close()
+    assert client.post("/v1/auth/challenges", json={"app_name": "Free"}).status_code == 201
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_sqlite_read_only(sqlite_file):
+    app = create_app(conftest.base_config(f"sqlite:///file:{sqlite_file}?mode=ro&uri=true"))
+    try:
+        assert_503(app.test_client().post("/v1/auth/challenges", json={"app_name": "RO"}))
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_sqlite_disk_full(sqlite_file):
+    app = create_app(conftest.base_config(f"sqlite:///{sqlite_file}"))
+    client = host_client(app)
+
+    def no_room_to_grow(connection, _record) -> None:
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        connection.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    with app.app_context():
+        event.listen(db.engine, "connect", no_room_to_grow)
+        db.engine.dispose()  # the login's pooled connection has no cap yet
+    body = {"name": "big", "meta": {"pad": "x" * 4000}}
+    statuses = [client.post("/v1/api-keys", json=body).status_code for _ in range(20)]
+    with app.app_context():
+        db.engine.dispose()
+    assert 503 in statuses, statuses
+    assert set(statuses) <= {201, 503}, statuses
