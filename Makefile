@@ -1,4 +1,4 @@
-.PHONY: bench soak
+.PHONY: bench fuzz soak
 
 # Throughput and latency of authentication and pairing (see bench/bench_auth.py).
 bench:
@@ -8,3 +8,7 @@ bench:
 # (see bench/soak.py). AUTHSVC_SOAK_DATABASE_URL=postgresql+psycopg://… make soak
 soak:
 	.venv/bin/python -m bench.soak
+
+# A longer schemathesis run over the OpenAPI document than the test suite's (tests/test_fuzz.py).
+fuzz:
+	AUTHSVC_FUZZ_EXAMPLES=$${AUTHSVC_FUZZ_EXAMPLES:-300} .venv/bin/python -m pytest tests/test_fuzz.py -q

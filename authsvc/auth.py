@@ -87,6 +87,10 @@ def check_restrictions(
         if key.allowed_endpoints is not None or values["api_key_endpoint_restrictions_enabled"]:
             raise forbidden("endpoint not allowed for this api key: no path given")
         return
+    try:
+        path = restrictions.clean_path(path)
+    except ApiError as error:
+        raise forbidden(error.message) from None
     if values["api_key_endpoint_restrictions_enabled"] and not restrictions.endpoint_allowed(
         values["api_key_allowed_endpoints"], method, path
     ):
@@ -101,10 +105,14 @@ def check_restrictions(
 
 
 def reaches_organization(key: ApiKey, owner: User, organization_id: str) -> bool:
-    """Whether the key may act in an organization: its scope and its owner's membership."""
-    if key.organization_id is not None and key.organization_id != organization_id:
+    """Whether the key may act in an organization: its scope and its owner's membership.
+
+    Ids are compared without regard to case, as the path parser recognises them.
+    """
+    wanted = organization_id.lower()
+    if key.organization_id is not None and key.organization_id.lower() != wanted:
         return False
-    return organization_id in users.organization_ids(owner)
+    return wanted in {member.lower() for member in users.organization_ids(owner)}
 
 
 def check_rate_limit(key: ApiKey) -> None:
@@ -122,6 +130,12 @@ def touch(key: ApiKey, client_ip: str | None) -> None:
         key.last_used_at = now
         key.last_used_ip = client_ip
         db.session.commit()
+
+
+def request_target() -> str:
+    """The path as the client sent it, still encoded, so the path parser sees what it meant."""
+    environ = request.environ
+    return str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.path)
 
 
 def require_key(method: str | None = None, path: str | None = None) -> Caller:
@@ -144,7 +158,8 @@ def require_scope(caller: Caller, scope: str) -> Caller:
 
 def authenticate_key(token: str, method: str | None = None, path: str | None = None) -> Caller:
     """Check a key against every rule for this request, record its use, remember the caller."""
-    caller = check_key(token, method or request.method, path or request.path, request.remote_addr)
+    target = path or request_target()
+    caller = check_key(token, method or request.method, target, request.remote_addr)
     assert caller.key is not None
     touch(caller.key, request.remote_addr)
     g.caller = caller

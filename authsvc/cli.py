@@ -1,27 +1,33 @@
 """The ``authsvc`` command: serve, keys and pairing, on the server's own database."""
 
+import json
 import time
 from typing import Any
 
 import click
+import requests
 from flask import Flask
 from flask_migrate import upgrade
 from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, create_app, keys, pairing, sessions, users
+from . import audit, client, create_app, keys, pairing, sessions, users
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
 from .extensions import db
 from .models import ApiKey, User
+from .status import instance_status
 
 WATCH_INTERVAL = 1.0
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 31009
 # The request line without its query string: legacy pairing sends the code in the query.
 ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
+# Commands that run as an app, through authsvc.client.
+CLIENT_COMMANDS = {"pair"}
 
 
 class Server(BaseApplication):
@@ -50,6 +56,8 @@ def close_database() -> None:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """authsvc: pair apps with this host and manage their API keys."""
+    if ctx.invoked_subcommand in CLIENT_COMMANDS:
+        return  # an app's side: it talks to a server over HTTP, never to the database
     app = create_app()
     ctx.obj = app
     ctx.with_resource(app.app_context())
@@ -76,6 +84,20 @@ def address_options(command: Any) -> Any:
     """``--host`` and ``--port``, shared by the commands that name the server's address."""
     command = click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)(command)
     return click.option("--host", default=DEFAULT_HOST, show_default=True)(command)
+
+
+def json_option(command: Any) -> Any:
+    """``--json``: print the list as one JSON array instead of lines."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+def echo_rows(rows: list[dict[str, Any]], as_json: bool, line: Any) -> None:
+    """Print rows as a JSON array, or each as the line ``line(row)`` makes of it."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(line(row))
 
 
 @main.command()
@@ -133,11 +155,14 @@ def keys_group() -> None:
 
 
 @keys_group.command(name="list")
-def keys_list() -> None:
+@json_option
+def keys_list(as_json: bool) -> None:
     """List keys: names and display forms, never secrets."""
-    for key in db.session.scalars(select(ApiKey).order_by(ApiKey.created_at)):
-        state = "revoked" if keys.is_revoked(key) else "active"
-        click.echo(f"{key.id}  {key.display}  {state:8}  {key.name}")
+    rows = [
+        {**keys.key_to_dict(key), "state": "revoked" if keys.is_revoked(key) else "active"}
+        for key in db.session.scalars(select(ApiKey).order_by(ApiKey.created_at))
+    ]
+    echo_rows(rows, as_json, lambda k: f"{k['id']}  {k['display']}  {k['state']:8}  {k['name']}")
 
 
 @keys_group.command(name="create")
@@ -206,10 +231,28 @@ def challenge_line(challenge: Any) -> str:
     )
 
 
+def challenge_row(challenge: Any) -> dict[str, Any]:
+    """A pending challenge for ``--json``: what the host list shows."""
+    return {
+        "challenge_id": challenge.id,
+        "code": challenge.code,
+        "app_name": challenge.app_name,
+        "client_ip": challenge.client_ip,
+        "user_agent": challenge.user_agent,
+        "origin": challenge.origin,
+        "created_at": iso(challenge.created_at),
+        "expires_at": iso(challenge.expires_at),
+    }
+
+
 @pairing_group.command(name="list")
-def pairing_list() -> None:
+@json_option
+def pairing_list(as_json: bool) -> None:
     """Print the pending challenges and their codes."""
     pending = db.session.scalars(pairing.pending_query(utcnow())).all()
+    if as_json:
+        echo_rows([challenge_row(challenge) for challenge in pending], True, None)
+        return
     if not pending:
         click.echo("no pending challenges")
     for challenge in pending:
@@ -266,12 +309,19 @@ def users_create(username: str, password: str, role: str) -> None:
 
 
 @users_group.command(name="list")
-def users_list() -> None:
+@json_option
+def users_list(as_json: bool) -> None:
     """List accounts."""
     users.bootstrap()
-    for user in db.session.scalars(users.users_query()):
-        state = "suspended" if user.suspended else "active"
-        click.echo(f"{user.id}  {user.username}  {user.role:8}  {state}")
+    rows = [users.user_to_dict(user) for user in db.session.scalars(users.users_query())]
+    echo_rows(
+        rows,
+        as_json,
+        lambda u: (
+            f"{u['id']}  {u['username']}  {u['role']:8}  "
+            + ("suspended" if u["suspended"] else "active")
+        ),
+    )
 
 
 @users_group.command(name="set-role")
@@ -307,10 +357,79 @@ def audit_group() -> None:
 
 @audit_group.command(name="tail")
 @click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True)
-def audit_tail(count: int) -> None:
+@json_option
+def audit_tail(count: int, as_json: bool) -> None:
     """Print the newest events, newest first."""
-    for event in db.session.scalars(audit.events_query().limit(count)):
-        click.echo(
-            f"{iso(event.created_at)}  {event.type:22}  actor={event.actor_id}"
-            f"  user={event.subject_user_id}  key={event.key_id}  ip={event.client_ip}"
-        )
+    events = db.session.scalars(audit.events_query().limit(count))
+    rows = [audit.event_to_dict(event) for event in events]
+    echo_rows(
+        rows,
+        as_json,
+        lambda e: (
+            f"{e['created_at']}  {e['type']:22}  actor={e['actor_id']}"
+            f"  user={e['subject_user_id']}  key={e['key_id']}  ip={e['client_ip']}"
+        ),
+    )
+
+
+class Unreachable(click.ClickException):
+    """The server did not answer: exit code 3, so scripts can tell it from a refusal (1)."""
+
+    exit_code = 3
+
+
+@main.command()
+@click.option("--app", "app_name", required=True, help="The name the host will see.")
+@click.option("--url", help="authsvc's address (default: $AUTHSVC_URL or 127.0.0.1:31009).")
+def pair(app_name: str, url: str | None) -> None:
+    """Pair this app with a host and print its new API key, once.
+
+    Exit codes: 0 paired, 1 refused (wrong code, expired, pairing off…), 2 bad usage,
+    3 server unreachable.
+    """
+    app_client = client.Client(url)
+    click.echo(f"Asking {app_client.base_url} to pair {app_name!r}…", err=True)
+
+    def read_code(challenge_id: str) -> str:
+        click.echo("The host now sees a 4-digit code for this app.", err=True)
+        return str(click.prompt("Code shown by the host", prompt_suffix=": ", err=True))
+
+    try:
+        key = app_client.pair(app_name, read_code)
+    except client.ApiError as error:
+        raise click.ClickException(error.message) from error
+    except requests.RequestException as error:
+        raise Unreachable(f"cannot reach {app_client.base_url}: {error}") from error
+    click.echo("Paired. Your API key, shown only now:", err=True)
+    click.echo(key)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(as_json: bool) -> None:
+    """Mode, database, pairing (on, locked) and key counts of this instance."""
+    try:
+        users.bootstrap()
+        current = instance_status()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"database unreachable: {error.__class__.__name__}") from error
+    if as_json:
+        click.echo(json.dumps(current, indent=2))
+        return
+    pairing_state = (
+        "locked (failure budget spent)"
+        if current["pairing_locked"]
+        else ("on" if current["pairing_enabled"] else "off")
+    )
+    counts = current["keys"]
+    click.echo(f"mode: {current['mode']}")
+    click.echo(f"database: {current['database']}")
+    click.echo(
+        f"pairing: {pairing_state}, {current['pairing_failures']} of "
+        f"{current['pairing_failure_budget']} wrong codes spent"
+    )
+    click.echo(f"pending challenges: {current['pending_challenges']}")
+    click.echo(
+        f"keys: {counts['active']} active, {counts['disabled']} disabled, "
+        f"{counts['expired']} expired, {counts['revoked']} revoked ({counts['total']} in all)"
+    )

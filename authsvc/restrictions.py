@@ -1,54 +1,87 @@
-"""Pure checks behind key restrictions: endpoint rules, IP allowlists, organization paths."""
+"""Pure checks behind key restrictions: the one path parser, endpoint rules, IP allowlists."""
 
 import ipaddress
-import posixpath
 import re
+import unicodedata
 from collections.abc import Iterable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-ABSOLUTE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+from .errors import ApiError
+
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+AMBIGUOUS = "ambiguous request path"
+# What upstreams read differently (SPEC §3): encoded "/", "\", "." or "%", a ";", a "\", a
+# doubled "/", a dot segment; and our additions: malformed escapes, control characters, a "#"
+# (some servers read it as part of the path) and, once decoded, a "?".
+REFUSED = re.compile(
+    r"%(?:2f|5c|2e|25)"  # encoded separator, dot or percent
+    r"|%(?![0-9a-f]{2})"  # a "%" that is not an escape
+    r"|[\\;?#\x00-\x1f\x7f]"  # backslash, path parameters, query, fragment, control characters
+    r"|//"  # doubled slash
+    r"|/\.\.?(?:/|$)",  # dot segment
+    re.IGNORECASE,
+)
+SPACES_PREFIX = ("v1", "spaces")
 
 
-def normalize_path(raw: str) -> str:
-    """Decode and collapse a path so ``..``, ``%2e`` and doubled slashes cannot escape."""
-    # urlsplit would read "//host/v1/x" as a host and a path; only a full URL has a host.
-    if ABSOLUTE_URL.match(raw):
-        path = urlsplit(raw).path or "/"
-    else:
-        path = raw.split("?", 1)[0].split("#", 1)[0] or "/"
-    for _ in range(3):  # undo double encoding such as %252e
-        decoded = unquote(path)
-        if decoded == path:
-            break
-        path = decoded
-    normalized = posixpath.normpath("/" + path.replace("\\", "/"))
-    return "/" + normalized.lstrip("/")
+def clean_path(target: str) -> str:
+    """The decoded path of a request target, or 403 when any reader could see another path.
+
+    The query string is not part of the path. Nothing is normalised: a path that
+    would need it is refused, so what is matched here is what the upstream serves.
+    """
+    path = target.partition("?")[0]
+    if not path.startswith("/") or REFUSED.search(path):
+        raise ApiError(403, AMBIGUOUS)
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        raise ApiError(403, AMBIGUOUS) from None
+    # "%3b" decodes to ";"; "%EF%BC%8F" to a fullwidth "/" that some servers fold to "/".
+    if REFUSED.search(decoded) or unicodedata.normalize("NFKC", decoded) != decoded:
+        raise ApiError(403, AMBIGUOUS)
+    return decoded
+
+
+def rule_path(path: str) -> str:
+    """A rule's path, clean and without a trailing slash (``/`` stays ``/``)."""
+    return clean_path(path).rstrip("/") or "/"
 
 
 def parse_rule(rule: str) -> tuple[str | None, str]:
-    """Split ``"GET /v1/spaces"`` into an optional method and a normalized path."""
+    """Split ``"GET /v1/spaces"`` into an optional method and a clean path."""
     parts = rule.strip().split(None, 1)
     if len(parts) == 2 and parts[0].upper() in METHODS:
-        return parts[0].upper(), normalize_path(parts[1])
-    return None, normalize_path(rule.strip())
+        return parts[0].upper(), rule_path(parts[1])
+    return None, rule_path(rule.strip())
 
 
 def is_valid_rule(rule: str) -> bool:
-    """A rule is a path starting with ``/``, optionally after a method."""
+    """A rule is a clean path starting with ``/``, optionally after a method."""
     parts = rule.strip().split(None, 1)
     path = parts[1] if len(parts) == 2 and parts[0].upper() in METHODS else rule.strip()
-    return path.startswith("/") and " " not in path
+    if " " in path or "?" in path or "#" in path:
+        return False
+    try:
+        clean_path(path)
+    except ApiError:
+        return False
+    return True
 
 
 def endpoint_allowed(rules: Iterable[str], method: str, path: str) -> bool:
-    """True when a rule equals the path or is a whole-segment prefix of it."""
-    target = normalize_path(path)
+    """True when a rule equals the clean ``path`` or is a whole-segment prefix of it.
+
+    A stored rule that is not a clean path matches nothing.
+    """
     for rule in rules:
-        rule_method, rule_path = parse_rule(rule)
+        try:
+            rule_method, prefix = parse_rule(rule)
+        except ApiError:
+            continue
         if rule_method is not None and rule_method != method.upper():
             continue
-        if rule_path == "/" or target == rule_path or target.startswith(rule_path + "/"):
+        if prefix == "/" or path == prefix or path.startswith(prefix + "/"):
             return True
     return False
 
@@ -74,8 +107,8 @@ def ip_allowed(networks: Iterable[str], address: str | None) -> bool:
 
 
 def organization_in_path(path: str) -> str | None:
-    """The space id addressed by an Anytype-style path ``/v1/spaces/{id}/…``."""
-    segments = normalize_path(path).strip("/").split("/")
-    if len(segments) >= 3 and segments[0] == "v1" and segments[1] == "spaces":
-        return segments[2]
+    """The space id addressed by a clean Anytype-style path ``/v1/spaces/{id}/…``, any case."""
+    segments = path.split("/")[1:]
+    if len(segments) >= 3 and tuple(s.lower() for s in segments[:2]) == SPACES_PREFIX:
+        return segments[2].lower() or None
     return None

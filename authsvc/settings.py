@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import current_app, g
 
-from . import audit, counters
+from . import audit, counters, restrictions
 from .database import serialize
 from .errors import ApiError
 from .extensions import db
@@ -86,8 +86,10 @@ def check_value(name: str, value: Any) -> str | None:
         ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
         return None if ok else f"must be an integer from {low} to {high}"
     if name == "api_key_allowed_endpoints":
-        ok = isinstance(value, list) and all(isinstance(item, str) and item for item in value)
-        return None if ok else "must be a list of non-empty strings"
+        ok = isinstance(value, list) and all(
+            isinstance(item, str) and restrictions.is_valid_rule(item) for item in value
+        )
+        return None if ok else 'must be a list of "/path" or "METHOD /path" rules, each unambiguous'
     ok = isinstance(value, dict) and all(
         key in ("api_keys", "verify_keys") and isinstance(flag, bool) for key, flag in value.items()
     )

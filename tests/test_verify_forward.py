@@ -146,3 +146,94 @@ def test_forward_auth_refusals(app, client, anon):
     change_key(app, key_id, revoked_at=utcnow())
     revoked = client.get("/v1/auth/forward", headers=headers)
     assert (revoked.status_code, revoked.json["message"]) == (401, "api key revoked")
+
+
+FORWARD_PAIRS = [
+    ({"X-Forwarded-Uri": "/app/public", "X-Original-URI": "/app/admin"}, "uri"),
+    ({"X-Forwarded-Method": "GET", "X-Original-Method": "DELETE"}, "method"),
+    ({"X-Forwarded-Method": "GET", "X-Original-Method": "get"}, "method case"),
+]
+
+
+@pytest.mark.parametrize(("headers", "what"), FORWARD_PAIRS, ids=[w for _, w in FORWARD_PAIRS])
+def test_forward_auth_refuses_conflicting_pairs(app, client, headers, what):
+    _, secret = make_key(app, make_user(app), allowed_endpoints=["GET /app/public"])
+    answer = client.get("/v1/auth/forward", headers={**bearer(secret), **headers})
+    assert (answer.status_code, answer.json["message"]) == (403, "conflicting forwarded headers")
+    assert answer.headers["Cache-Control"] == "no-store"
+
+
+def test_forward_auth_accepts_agreeing_pairs(app, client):
+    _, secret = make_key(app, make_user(app), allowed_endpoints=["GET /app/public"])
+    both = {
+        "X-Forwarded-Uri": "/app/public?x=1",
+        "X-Original-URI": "/app/public?x=1",
+        "X-Forwarded-Method": "GET",
+        "X-Original-Method": "GET",
+    }
+    assert client.get("/v1/auth/forward", headers={**bearer(secret), **both}).status_code == 200
+
+
+def test_every_forward_auth_answer_is_never_cached(app, client):
+    _key_id, secret = make_key(
+        app, make_user(app), allowed_endpoints=["GET /app"],
+        rate_limit={"requests": 1, "per_seconds": 60},
+    )  # fmt: skip
+    allowed = {**bearer(secret), "X-Original-URI": "/app/x", "X-Original-Method": "GET"}
+    answers = {
+        200: client.get("/v1/auth/forward", headers=allowed),
+        401: client.get("/v1/auth/forward", headers={"X-Original-URI": "/app/x"}),
+        403: client.get("/v1/auth/forward", headers={**allowed, "X-Original-URI": "/other"}),
+        429: client.get("/v1/auth/forward", headers=allowed),
+    }
+    for status, answer in answers.items():
+        assert answer.status_code == status, answer.json
+        assert answer.headers["Cache-Control"] == "no-store", status
+
+
+BYPASSES = [
+    "/app/admin/x%2f..%2f..%2fpublic",
+    "/app/public%2f..%2fadmin",
+    "/app/public/%252e%252e%252fadmin",
+    "/app/public/%2E%2E/admin",
+    "/app/public/..;/admin",
+    "/app/public/../admin",
+    "/app/public//../admin",
+    "/app/public\\..\\admin",
+]
+
+
+@pytest.mark.parametrize("uri", BYPASSES)
+def test_ambiguous_paths_are_refused_by_forward_auth_and_verification(app, client, uri):
+    _, secret = make_key(app, make_user(app), allowed_endpoints=["GET /app/public"])
+    forward = {**bearer(secret), "X-Original-URI": uri, "X-Original-Method": "GET"}
+    answer = client.get("/v1/auth/forward", headers=forward)
+    assert (answer.status_code, answer.json["message"]) == (403, "ambiguous request path")
+    assert "insufficient_scope" in answer.headers["WWW-Authenticate"]
+    verified = client.post("/v1/keys/verify", json={"key": secret, "path": uri})
+    assert (verified.status_code, verified.json["code"]) == (200, "FORBIDDEN")
+
+
+def test_ambiguous_paths_are_refused_without_endpoint_rules(app, client):
+    _, secret = make_key(app, make_user(app))
+    forward = {**bearer(secret), "X-Original-URI": "/v1/spaces;/x"}
+    answer = client.get("/v1/auth/forward", headers=forward)
+    assert (answer.status_code, answer.json["message"]) == (403, "ambiguous request path")
+
+
+def test_organization_scope_holds_in_any_spelling(app, client):
+    user_id = make_user(app)
+    mine = make_org(app, "Mine", user_id)
+    other = make_org(app, "Other", user_id)
+    _, scoped = make_key(app, user_id, organization_id=mine)
+    for uri, status in [
+        (f"/v1/spaces/{mine}/objects", 200),
+        (f"/V1/SPACES/{mine.upper()}/objects", 200),
+        (f"/V1/spaces/{other}/objects", 403),
+        (f"/v1/Spaces/{other}", 403),
+        (f"/v1/spaces/{other.upper()}", 403),
+        (f"/v1/spaces;/{other}", 403),
+        (f"/v1/spaces/%2e/{other}", 403),
+    ]:
+        answer = client.get("/v1/auth/forward", headers={**bearer(scoped), "X-Forwarded-Uri": uri})
+        assert answer.status_code == status, (uri, answer.json)

@@ -11,7 +11,8 @@ from ..auth import require_caller
 from ..clock import iso, utcnow
 from ..errors import ApiError
 from ..wire import no_store
-from .schemas import SECURITY, Name, errors
+from .resources import MultiUserEnabled, SessionStarted, UserResource
+from .schemas import NO_CONTENT, SECURITY, Name, errors, ok
 
 api = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts")])
 ERRORS = errors(400, 401, 403, 409)
@@ -28,7 +29,7 @@ class EnableMultiUserBody(BaseModel):
     password: StrictStr = Password
 
 
-@api.post("/v1/session", responses=ERRORS)
+@api.post("/v1/session", responses=ok(SessionStarted, {**ERRORS, **errors(429)}))
 def login(body: LoginBody) -> Response:
     """Log in: a session token and an HttpOnly cookie for the web pages."""
     user = sessions.check_credentials(
@@ -49,7 +50,7 @@ def login(body: LoginBody) -> Response:
     return no_store(response)
 
 
-@api.delete("/v1/session", security=SECURITY, responses=ERRORS)
+@api.delete("/v1/session", security=SECURITY, responses={**NO_CONTENT, **ERRORS})
 def logout() -> Response:
     """Log out: end this session only."""
     caller = require_caller(allow_keys=False)
@@ -61,13 +62,13 @@ def logout() -> Response:
     return response
 
 
-@api.get("/v1/me", security=SECURITY, responses=ERRORS)
+@api.get("/v1/me", security=SECURITY, responses=ok(UserResource, ERRORS))
 def me() -> dict[str, Any]:
     """The caller's own user."""
     return users.user_to_dict(require_caller().user)
 
 
-@api.post("/v1/system/enable-multi-user", security=SECURITY, responses=ERRORS)
+@api.post("/v1/system/enable-multi-user", security=SECURITY, responses=ok(MultiUserEnabled, ERRORS))
 def enable_multi_user(body: EnableMultiUserBody) -> dict[str, Any]:
     """Turn on multi-user mode; the owner becomes this admin. One way."""
     if users.is_multi_user():

@@ -12,10 +12,13 @@ from ..models import ApiKey, User
 from ..wire import PageQuery, page
 from .key_schemas import AdminKeyCreate
 from .keys import created
-from .schemas import SECURITY, IdPath, errors
+from .resources import KeyCreated, KeyWithOwnerList
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok
 
 api = APIBlueprint("admin_keys", __name__, abp_tags=[Tag(name="admin")])
 ERRORS = errors(400, 401, 403, 404)
+CREATED = {201: KeyCreated, **ERRORS}
+REVOKED = {**NO_CONTENT, **ERRORS}
 
 
 def key_with_owner(key: ApiKey) -> dict[str, Any]:
@@ -26,14 +29,14 @@ def key_with_owner(key: ApiKey) -> dict[str, Any]:
     }
 
 
-@api.get("/v1/admin/api-keys", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/api-keys", security=SECURITY, responses=ok(KeyWithOwnerList, ERRORS))
 def admin_list_keys(query: PageQuery) -> dict[str, Any]:
     """Every user's keys, newest first, each with its owner."""
     require_admin_api()
     return page(keys.owned_query(), query, key_with_owner)
 
 
-@api.post("/v1/admin/api-keys", security=SECURITY, responses=ERRORS)
+@api.post("/v1/admin/api-keys", security=SECURITY, responses=CREATED)
 def admin_create_key(body: AdminKeyCreate) -> Response:
     """Issue a key for a user; the secret is shown in this answer only."""
     caller = require_admin_api()
@@ -43,7 +46,7 @@ def admin_create_key(body: AdminKeyCreate) -> Response:
     return created(key, secret)
 
 
-@api.delete("/v1/admin/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.delete("/v1/admin/api-keys/<id>", security=SECURITY, responses=REVOKED)
 def admin_revoke_key(path: IdPath) -> tuple[str, int]:
     """Revoke any user's key at once."""
     caller = require_admin_api()
@@ -54,12 +57,12 @@ def admin_revoke_key(path: IdPath) -> tuple[str, int]:
 api.post(
     "/v1/admin/generate-api-key",
     security=SECURITY,
-    responses=ERRORS,
+    responses=CREATED,
     operation_id="admin_generate_key",
 )(admin_create_key)
 api.delete(
     "/v1/admin/api-key/<id>",
     security=SECURITY,
-    responses=ERRORS,
+    responses=REVOKED,
     operation_id="admin_revoke_key_alias",
 )(admin_revoke_key)

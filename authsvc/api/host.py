@@ -9,13 +9,14 @@ from .. import pairing
 from ..auth import require_caller
 from ..clock import utcnow
 from ..wire import PageQuery, no_store, page
-from .schemas import SECURITY, IdPath, errors
+from .resources import Claimed, HostChallengeList
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok
 
 api = APIBlueprint("host", __name__, abp_tags=[Tag(name="host")])
 ERRORS = errors(401, 403, 404, 410)
 
 
-@api.get("/v1/pairing/challenges", security=SECURITY, responses=ERRORS)
+@api.get("/v1/pairing/challenges", security=SECURITY, responses=ok(HostChallengeList, ERRORS))
 def list_challenges(query: PageQuery) -> Response:
     """Pending challenges with their codes, for the person at the host (never cached)."""
     caller = require_caller()
@@ -28,7 +29,7 @@ def list_challenges(query: PageQuery) -> Response:
     return no_store(jsonify(listing))
 
 
-@api.post("/v1/pairing/challenges/<id>/deny", security=SECURITY, responses=ERRORS)
+@api.post("/v1/pairing/challenges/<id>/deny", security=SECURITY, responses={**NO_CONTENT, **ERRORS})
 def deny_challenge(path: IdPath) -> tuple[str, int]:
     """Refuse a pending challenge."""
     caller = require_caller()
@@ -36,7 +37,7 @@ def deny_challenge(path: IdPath) -> tuple[str, int]:
     return "", 204
 
 
-@api.post("/v1/pairing/challenges/<id>/claim", security=SECURITY, responses=ERRORS)
+@api.post("/v1/pairing/challenges/<id>/claim", security=SECURITY, responses=ok(Claimed, ERRORS))
 def claim_challenge(path: IdPath) -> dict[str, Any]:
     """Approve a pending challenge; the key will belong to the claimer."""
     caller = require_caller()

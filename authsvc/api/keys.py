@@ -13,10 +13,13 @@ from ..errors import ApiError
 from ..models import ApiKey
 from ..wire import PageQuery, no_store, page
 from .key_schemas import KeyCreate, KeyPatch, RotateBody
-from .schemas import SECURITY, IdPath, errors
+from .resources import KeyCreated, KeyList, KeyResource
+from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok
 
 api = APIBlueprint("keys", __name__, abp_tags=[Tag(name="api keys")])
 ERRORS = errors(400, 401, 403, 404, 429)
+CREATED = {201: KeyCreated, **ERRORS}
+REVOKED = {**NO_CONTENT, **ERRORS}
 
 
 def created(key: ApiKey, secret: str) -> Response:
@@ -39,14 +42,14 @@ def single_user_only(view: Callable[..., Any]) -> Callable[..., Any]:
     return alias
 
 
-@api.get("/v1/api-keys", security=SECURITY, responses=ERRORS)
+@api.get("/v1/api-keys", security=SECURITY, responses=ok(KeyList, ERRORS))
 def list_keys(query: PageQuery) -> dict[str, Any]:
     """The caller's own keys, newest first."""
     caller = require_caller()
     return page(keys.owned_query(caller.user.id), query, keys.key_to_dict)
 
 
-@api.post("/v1/api-keys", security=SECURITY, responses=ERRORS)
+@api.post("/v1/api-keys", security=SECURITY, responses=CREATED)
 def create_key(body: KeyCreate) -> Response:
     """Create a key for the caller; the secret is shown in this answer only."""
     caller = require_caller()
@@ -58,14 +61,14 @@ def create_key(body: KeyCreate) -> Response:
     return created(key, secret)
 
 
-@api.get("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.get("/v1/api-keys/<id>", security=SECURITY, responses=ok(KeyResource, ERRORS))
 def get_key(path: IdPath) -> dict[str, Any]:
     """One of the caller's keys."""
     caller = require_caller()
     return keys.key_to_dict(keys.get_key(path.id, caller.user))
 
 
-@api.patch("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.patch("/v1/api-keys/<id>", security=SECURITY, responses=ok(KeyResource, ERRORS))
 def update_key(path: IdPath, body: KeyPatch) -> dict[str, Any]:
     """Change a key's name, state, restrictions, expiry, meta or organization."""
     caller = require_caller()
@@ -73,7 +76,7 @@ def update_key(path: IdPath, body: KeyPatch) -> dict[str, Any]:
     return keys.key_to_dict(keys.update_key(key, body.changes(), caller.user.id, caller.key))
 
 
-@api.delete("/v1/api-keys/<id>", security=SECURITY, responses=ERRORS)
+@api.delete("/v1/api-keys/<id>", security=SECURITY, responses=REVOKED)
 def revoke_key(path: IdPath) -> tuple[str, int]:
     """Revoke one of the caller's keys at once."""
     caller = require_caller()
@@ -81,7 +84,7 @@ def revoke_key(path: IdPath) -> tuple[str, int]:
     return "", 204
 
 
-@api.post("/v1/api-keys/<id>/rotate", security=SECURITY, responses={**ERRORS, **errors(409)})
+@api.post("/v1/api-keys/<id>/rotate", security=SECURITY, responses={**CREATED, **errors(409)})
 def rotate_key(path: IdPath, body: RotateBody) -> Response:
     """Replace a key by a new secret; the old one stops now or after ``grace_seconds``."""
     caller = require_caller()
@@ -92,11 +95,11 @@ def rotate_key(path: IdPath, body: RotateBody) -> Response:
 
 
 # AnythingLLM's names for the same actions, for the single-user owner.
-for method, rule, name, view in [
-    (api.get, "/v1/system/api-keys", "system_list_keys", list_keys),
-    (api.post, "/v1/system/generate-api-key", "system_generate_key", create_key),
-    (api.delete, "/v1/system/api-key/<id>", "system_revoke_key", revoke_key),
+for method, rule, name, view, responses in [
+    (api.get, "/v1/system/api-keys", "system_list_keys", list_keys, ok(KeyList, ERRORS)),
+    (api.post, "/v1/system/generate-api-key", "system_generate_key", create_key, CREATED),
+    (api.delete, "/v1/system/api-key/<id>", "system_revoke_key", revoke_key, REVOKED),
 ]:
-    method(rule, security=SECURITY, responses=ERRORS, operation_id=name, endpoint=name)(
+    method(rule, security=SECURITY, responses=responses, operation_id=name, endpoint=name)(
         single_user_only(view)
     )

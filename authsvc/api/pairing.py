@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Response, current_app, jsonify, request
 from flask_openapi3 import APIBlueprint, Tag
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from .. import pairing, ratelimits
 from ..clock import iso
@@ -35,23 +35,45 @@ def count_challenge_creation() -> None:
             raise over_limit
 
 
+# Examples for the document: one pairing, from challenge to key, with the PKCE-style binding.
+CHALLENGE_ID = "Qm9vdHN0cmFwQ2hhbGxlbmdlSWQ"
+VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+CODE_CHALLENGE = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"  # base64url(SHA-256(verifier))
+SECRET = "sk-3tTq0eAPmVbC1zR7yXwNf8LkD2hG5sJ9uQ4oIaW6eBcZ1x0nM"
+
+
+def example(**values: Any) -> ConfigDict:
+    """A model's example for the OpenAPI document (flask-openapi3 keeps ``example``)."""
+    return ConfigDict(json_schema_extra={"example": values})
+
+
 class ChallengeBody(BaseModel):
+    model_config = example(app_name="My Script", code_challenge=CODE_CHALLENGE)
+
     app_name: Name
     code_challenge: StrictStr | None = Field(None, pattern=r"^[A-Za-z0-9_-]{43}$")
 
 
 class ChallengeCreated(BaseModel):
+    model_config = example(challenge_id=CHALLENGE_ID, expires_at="2026-11-23T10:05:00Z")
+
     challenge_id: str
     expires_at: str
 
 
 class RedeemBody(BaseModel):
+    model_config = example(challenge_id=CHALLENGE_ID, code="0482", code_verifier=VERIFIER)
+
     challenge_id: StrictStr = ""
     code: StrictStr | StrictInt = ""
     code_verifier: StrictStr | None = None
 
 
 class KeyIssued(BaseModel):
+    model_config = example(
+        api_key=SECRET, key_id="key_5f0c2a9e4b7d1c3a8e6f0b2d", name="My Script", expires_at=None
+    )
+
     api_key: str
     key_id: str
     name: str
@@ -59,12 +81,28 @@ class KeyIssued(BaseModel):
 
 
 class DisplayCodeQuery(BaseModel):
+    model_config = example(app_name="My Script")
+
     app_name: Name
 
 
+class ChallengeStarted(BaseModel):
+    model_config = example(challenge_id=CHALLENGE_ID)
+
+    challenge_id: str
+
+
 class TokenQuery(BaseModel):
+    model_config = example(challenge_id=CHALLENGE_ID, code="0482")
+
     challenge_id: str = ""
     code: str = ""
+
+
+class AppKey(BaseModel):
+    model_config = example(app_key=SECRET)
+
+    app_key: str
 
 
 def normalize_code(code: str | int) -> str:
@@ -104,14 +142,14 @@ def create_api_key(body: RedeemBody) -> Response:
     return no_store(response)
 
 
-@api.post("/v1/auth/display_code", responses={200: ChallengeCreated, **ERRORS, **errors(429)})
+@api.post("/v1/auth/display_code", responses={200: ChallengeStarted, **ERRORS, **errors(429)})
 def display_code(query: DisplayCodeQuery) -> dict[str, Any]:
     """Legacy (2025-04-22) start of pairing."""
     challenge = issue_for_request(query.app_name, None)
     return {"challenge_id": challenge.id}
 
 
-@api.post("/v1/auth/token", responses=ERRORS)
+@api.post("/v1/auth/token", responses={200: AppKey, **ERRORS})
 def token(query: TokenQuery) -> Response:
     """Legacy (2025-04-22) end of pairing: answers ``{"app_key"}``."""
     _, secret, _ = pairing.redeem_challenge(query.challenge_id, query.code, None)

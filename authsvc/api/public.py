@@ -20,6 +20,8 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import __version__, database
 from ..errors import ApiError
+from .resources import Health, ServiceInfo
+from .schemas import errors, ok
 
 api = APIBlueprint("public", __name__, abp_tags=[Tag(name="public")])
 
@@ -58,7 +60,7 @@ window.onload = function () {
 """
 
 
-@api.get("/")
+@api.get("/", responses=ok(ServiceInfo, {}))
 def index() -> dict[str, Any] | BaseResponse:
     """Name and version of the service; a browser is sent to the web pages."""
     if request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html":
@@ -66,7 +68,7 @@ def index() -> dict[str, Any] | BaseResponse:
     return {"name": "authsvc", "version": __version__}
 
 
-@api.get("/health")
+@api.get("/health", responses=ok(Health, errors(503)))
 def health() -> dict[str, Any]:
     """Liveness with a database check."""
     if not database.is_reachable():
@@ -74,7 +76,7 @@ def health() -> dict[str, Any]:
     return {"status": "ok", "database": "ok"}
 
 
-api.get("/health/", doc_ui=False)(health)
+api.get("/health/", responses=ok(Health, errors(503)), operation_id="health_slash")(health)
 
 
 @api.get("/openapi.json", doc_ui=False)

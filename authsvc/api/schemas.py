@@ -16,6 +16,14 @@ def errors(*statuses: int) -> Responses:
     return {status: ErrorBody for status in statuses}
 
 
+NO_CONTENT: Responses = {204: None}
+
+
+def ok(model: type[BaseModel], failures: Responses) -> Responses:
+    """OpenAPI responses: 200 answering ``model``, besides ``failures``."""
+    return {200: model, **failures}
+
+
 def printable_name(value: str) -> str:
     """1–64 printable characters after trimming."""
     value = value.strip()

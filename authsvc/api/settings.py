@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 from .. import audit, settings
 from ..auth import Caller, require_admin_api, require_caller, require_role
 from ..wire import PageQuery, page
-from .schemas import SECURITY, errors
+from .resources import AuditList, Settings
+from .schemas import SECURITY, errors, ok
 
 api = APIBlueprint("settings", __name__, abp_tags=[Tag(name="settings")])
 ERRORS = errors(400, 401, 403)
@@ -33,14 +34,14 @@ def require_owner_or_admin() -> Caller:
     return caller
 
 
-@api.get("/v1/settings", security=SECURITY, responses=ERRORS)
+@api.get("/v1/settings", security=SECURITY, responses=ok(Settings, ERRORS))
 def get_settings() -> dict[str, Any]:
     """The instance settings."""
     require_owner_or_admin()
     return settings.public()
 
 
-@api.patch("/v1/settings", security=SECURITY, responses=ERRORS)
+@api.patch("/v1/settings", security=SECURITY, responses=ok(Settings, ERRORS))
 def patch_settings(body: SettingsBody) -> dict[str, Any]:
     """Merge the given settings and return them all."""
     caller = require_owner_or_admin()
@@ -53,14 +54,14 @@ def audit_page(query: AuditQuery) -> dict[str, Any]:
     return page(events, query, audit.event_to_dict)
 
 
-@api.get("/v1/audit", security=SECURITY, responses=ERRORS)
+@api.get("/v1/audit", security=SECURITY, responses=ok(AuditList, ERRORS))
 def get_audit(query: AuditQuery) -> dict[str, Any]:
     """The audit log, filterable by type, user and key."""
     require_owner_or_admin()
     return audit_page(query)
 
 
-@api.get("/v1/admin/audit", security=SECURITY, responses=ERRORS)
+@api.get("/v1/admin/audit", security=SECURITY, responses=ok(AuditList, ERRORS))
 def get_admin_audit(query: AuditQuery) -> dict[str, Any]:
     """The audit log under the admin prefix (multi-user mode)."""
     require_admin_api()

@@ -7,12 +7,13 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, StrictStr
 
 from .. import keys, users
-from ..auth import check_key, forbidden, require_caller, require_key, touch
+from ..auth import check_key, forbidden, request_target, require_caller, require_key, touch
 from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiKey, User
 from ..wire import no_store
-from .schemas import SECURITY, errors
+from .resources import KeyHolder, Verdict
+from .schemas import SECURITY, errors, ok
 
 api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
 # check_key's 401 messages, as verification codes; its 403s and 429s map by status.
@@ -54,7 +55,7 @@ def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
     }
 
 
-@api.post("/v1/keys/verify", security=SECURITY, responses=errors(400, 401, 403, 429))
+@api.post("/v1/keys/verify", security=SECURITY, responses=ok(Verdict, errors(400, 401, 403, 429)))
 def verify_key(body: VerifyBody) -> dict[str, Any]:
     """Check a key an app server received; always 200 with a code."""
     caller = require_caller(scope="api")
@@ -70,26 +71,27 @@ def verify_key(body: VerifyBody) -> dict[str, Any]:
     return verdict("VALID", checked.key)
 
 
-def forwarded(names: tuple[str, ...], default: str) -> str:
-    """The first of the proxy's headers that was sent."""
-    return next((request.headers[name] for name in names if request.headers.get(name)), default)
+def forwarded(names: tuple[str, str], default: str) -> str:
+    """The proxy's value for one part of the original request; 403 when its sources disagree.
 
-
-def forwarded_path(uri: str) -> str:
-    """The path of the original request; leading slashes collapse so no host can hide there."""
-    return "/" + uri.split("?", 1)[0].split("#", 1)[0].lstrip("/")
+    A client can smuggle either spelling through a proxy that sets only the other one.
+    """
+    values = {request.headers[name] for name in names if request.headers.get(name)}
+    if len(values) > 1:
+        raise forbidden("conflicting forwarded headers")
+    return values.pop() if values else default
 
 
 @api.get(
     "/v1/auth/forward",
     security=SECURITY,
-    responses=errors(401, 403, 429),
+    responses=ok(KeyHolder, errors(401, 403, 429)),
     provide_automatic_options=False,
 )
 def forward_auth() -> Response:
     """Forward-auth for nginx auth_request and Traefik ForwardAuth."""
     method = forwarded(FORWARDED_METHOD, request.method).upper()
-    caller = require_key(method, forwarded_path(forwarded(FORWARDED_URI, request.path)))
+    caller = require_key(method, forwarded(FORWARDED_URI, request_target()))
     assert caller.key is not None
     response = jsonify(
         {
@@ -107,6 +109,12 @@ def forward_auth() -> Response:
             "X-Auth-Organization": caller.key.organization_id or "",
         }
     )
+    return response
+
+
+@api.after_request
+def never_cached(response: Response) -> Response:
+    """Every answer about a key, refusals included, is for this request only."""
     return no_store(response)
 
 
@@ -115,7 +123,7 @@ for register in (api.post, api.put, api.patch, api.delete):
     register(
         "/v1/auth/forward",
         security=SECURITY,
-        doc_ui=False,
+        responses=ok(KeyHolder, errors(401, 403, 429)),
         provide_automatic_options=False,
         endpoint=f"forward_auth_{register.__name__}",
     )(forward_auth)

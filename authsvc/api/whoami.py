@@ -9,13 +9,14 @@ from .. import keys, users
 from ..auth import require_key
 from ..models import Organization
 from ..wire import PageQuery, page
-from .schemas import SECURITY, errors
+from .resources import KeyHolder, SpaceList
+from .schemas import SECURITY, errors, ok
 
 api = APIBlueprint("whoami", __name__, abp_tags=[Tag(name="auth")])
 ERRORS = errors(401, 403, 429)
 
 
-@api.get("/v1/auth", security=SECURITY, responses=ERRORS)
+@api.get("/v1/auth", security=SECURITY, responses=ok(KeyHolder, ERRORS))
 def auth_status() -> dict[str, Any]:
     """Whether the Bearer key is valid, with the key and its owner."""
     caller = require_key()
@@ -27,10 +28,12 @@ def auth_status() -> dict[str, Any]:
     }
 
 
-api.get("/v1/auth/whoami", security=SECURITY, responses=ERRORS, operation_id="whoami")(auth_status)
+api.get(
+    "/v1/auth/whoami", security=SECURITY, responses=ok(KeyHolder, ERRORS), operation_id="whoami"
+)(auth_status)
 
 
-@api.get("/v1/spaces", security=SECURITY, responses=ERRORS)
+@api.get("/v1/spaces", security=SECURITY, responses=ok(SpaceList, ERRORS))
 def list_spaces(query: PageQuery) -> dict[str, Any]:
     """The organizations (Anytype spaces) this key may reach."""
     caller = require_key()

@@ -1,0 +1,235 @@
+"""A Python client for authsvc: pair an app with the host, then use its key.
+
+    from authsvc.client import Client
+
+    client = Client()  # AUTHSVC_URL (default http://127.0.0.1:31009), AUTHSVC_API_KEY
+    key = client.pair("My Script", lambda challenge_id: input("Code shown by the host: "))
+    print(client.whoami()["user"]["username"])
+
+This module needs only ``requests``: it is the API as an app developer sees it.
+"""
+
+import base64
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+DEFAULT_URL = "http://127.0.0.1:31009"
+# Only requests that change nothing, or change nothing more when repeated, are retried; a POST
+# (which may create a key or spend a pairing attempt) never is.
+RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE"})
+RETRIED_STATUSES = frozenset({502, 503, 504})
+PAGE_SIZE = 1000
+
+
+class ApiError(Exception):
+    """An error answer from authsvc: ``status``, ``code`` and ``message`` of its error body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, body: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.body = body or {}
+
+
+class BadRequest(ApiError):
+    """400: the request was refused as it is (a wrong pairing code, invalid fields)."""
+
+
+class Unauthorized(ApiError):
+    """401: no key, or one that is unknown, revoked, disabled or expired."""
+
+
+class Forbidden(ApiError):
+    """403: the key is valid but may not do this."""
+
+
+class NotFound(ApiError):
+    """404: no such object, or it belongs to someone else."""
+
+
+class Gone(ApiError):
+    """410: the challenge expired, was used, denied or burned."""
+
+
+class RateLimited(ApiError):
+    """429: over a rate limit; ``retry_after`` is the number of seconds to wait, if known."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        body: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(status, code, message, body)
+        self.retry_after = retry_after
+
+
+ERRORS: dict[int, type[ApiError]] = {
+    400: BadRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    410: Gone,
+}
+
+
+def error_from(response: requests.Response) -> ApiError:
+    """The ApiError for an error answer, from its JSON body when it has one."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    code = str(body.get("code", ""))
+    message = str(body.get("message") or response.reason or "error")
+    if response.status_code == 429:
+        retry_after = str(response.headers.get("Retry-After", body.get("retry_after")))
+        seconds = int(retry_after) if retry_after.isdigit() else None
+        return RateLimited(response.status_code, code, message, body, seconds)
+    kind = ERRORS.get(response.status_code, ApiError)
+    return kind(response.status_code, code, message, body)
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A secret verifier and its challenge: base64url SHA-256 without padding."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class Client:
+    """authsvc over HTTP. ``api_key`` may also be a session token (for managing keys)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 10.0,
+        *,
+        retries: int = 2,
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("AUTHSVC_URL") or DEFAULT_URL).rstrip("/")
+        self.api_key = api_key if api_key is not None else os.environ.get("AUTHSVC_API_KEY")
+        self.timeout = timeout
+        self.session = requests.Session()
+        retry = Retry(
+            total=retries,
+            allowed_methods=RETRIED_METHODS,
+            status_forcelist=RETRIED_STATUSES,
+            backoff_factor=0.2,
+            raise_on_status=False,
+            respect_retry_after_header=False,  # a 429 is the caller's to handle
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"Client({self.base_url!r}, api_key={'set' if self.api_key else None})"
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
+        authenticated: bool = True,
+    ) -> Any:
+        """Call the API; the decoded JSON answer, None for 204, or an ApiError raised."""
+        headers = {"Accept": "application/json"}
+        if authenticated and self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        response = self.session.request(
+            method,
+            self.base_url + path,
+            json=json,
+            params=params,
+            headers=headers,
+            timeout=self.timeout,
+        )
+        if response.status_code >= 400:
+            raise error_from(response)
+        return None if response.status_code == 204 else response.json()
+
+    def pair(self, app_name: str, code_callback: Callable[[str], str | int]) -> str:
+        """Pair with the host: ``code_callback(challenge_id)`` returns the code the person reads.
+
+        The challenge is bound to a secret verifier, so only this process can redeem it. The
+        new key is kept for the next calls and returned; it is shown only this once.
+        """
+        verifier, challenge = pkce_pair()
+        created = self.request(
+            "POST",
+            "/v1/auth/challenges",
+            json={"app_name": app_name, "code_challenge": challenge},
+            authenticated=False,
+        )
+        code = code_callback(created["challenge_id"])
+        issued = self.request(
+            "POST",
+            "/v1/auth/api_keys",
+            json={
+                "challenge_id": created["challenge_id"],
+                "code": code if isinstance(code, int) else str(code).strip(),  # a number: padded
+                "code_verifier": verifier,
+            },
+            authenticated=False,
+        )
+        self.api_key = str(issued["api_key"])
+        return self.api_key
+
+    def whoami(self) -> dict[str, Any]:
+        """``{"authenticated", "key", "user"}`` for the current key."""
+        return self.request("GET", "/v1/auth/whoami")
+
+    def spaces(self) -> list[dict[str, Any]]:
+        """The organizations (Anytype spaces) the key may reach."""
+        return list(self.pages("/v1/spaces"))
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """The caller's keys, newest first, without secrets (needs ``manage`` or a session)."""
+        return list(self.pages("/v1/api-keys"))
+
+    def create_key(self, name: str, **fields: Any) -> dict[str, Any]:
+        """A new key; its secret is in ``["api_key"]``, this once. Fields as in the API."""
+        return self.request("POST", "/v1/api-keys", json={**fields, "name": name})
+
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke one of the caller's keys at once."""
+        self.request("DELETE", f"/v1/api-keys/{quote(key_id, safe='')}")
+
+    def verify(
+        self, key: str, method: str | None = None, path: str | None = None
+    ) -> dict[str, Any]:
+        """Check a key an app server received (needs ``verify_keys``); always a verdict."""
+        body: dict[str, Any] = {"key": key}
+        if method is not None:
+            body["method"] = method
+        if path is not None:
+            body["path"] = path
+        return self.request("POST", "/v1/keys/verify", json=body)
+
+    def pages(self, path: str) -> Iterator[dict[str, Any]]:
+        """Every item of a paginated list, fetching page after page."""
+        offset = 0
+        while True:
+            page = self.request("GET", path, params={"offset": offset, "limit": PAGE_SIZE})
+            yield from page["data"]
+            if not page["pagination"]["has_more"]:
+                return
+            offset += len(page["data"])
