@@ -43,7 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
 
 def register_extensions(app: OpenAPI) -> None:
     """Bind the extension objects and the modules that hook into requests."""
-    from . import database, sessions, users
+    from . import database, purge, sessions, users
     from .extensions import db, limiter, migrate
 
     database.init_app(app)
@@ -51,6 +51,7 @@ def register_extensions(app: OpenAPI) -> None:
     limiter.init_app(app)
     sessions.init_app(app)
     users.init_app(app)
+    purge.init_app(app)
 
 
 def register_blueprints(app: OpenAPI) -> None:

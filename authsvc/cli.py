@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, client, create_app, keys, pairing, sessions, users
+from . import audit, client, create_app, keys, pairing, purge, sessions, users
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
@@ -433,3 +433,17 @@ def status(as_json: bool) -> None:
         f"keys: {counts['active']} active, {counts['disabled']} disabled, "
         f"{counts['expired']} expired, {counts['revoked']} revoked ({counts['total']} in all)"
     )
+
+
+@main.command(name="purge")
+@json_option
+def purge_command(as_json: bool) -> None:
+    """Delete expired challenges and sessions and audit events past their retention."""
+    try:
+        counts = purge.purge()
+    except SQLAlchemyError as error:
+        raise click.ClickException(f"purge failed: {error.__class__.__name__}") from error
+    if as_json:
+        click.echo(json.dumps(counts, indent=2))
+        return
+    click.echo("deleted: " + ", ".join(f"{table} {count}" for table, count in counts.items()))

@@ -47,7 +47,7 @@ class OrganizationMember(db.Model):  # type: ignore[name-defined]
         ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 
@@ -69,7 +69,7 @@ class GroupMember(db.Model):  # type: ignore[name-defined]
         ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
     )
     user_id: Mapped[str] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
 
 
@@ -81,7 +81,7 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     name: Mapped[str] = mapped_column(String(64))
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     display: Mapped[str] = mapped_column(String(40))
-    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     organization_id: Mapped[str | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
     )
@@ -97,6 +97,9 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     last_used_at: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None]
+
+    # A user's keys, newest first; also serves every lookup by owner alone.
+    __table_args__ = (Index("ix_api_keys_owner_id_created_at", "owner_id", "created_at"),)
 
 
 class Challenge(db.Model):  # type: ignore[name-defined]
@@ -116,7 +119,7 @@ class Challenge(db.Model):  # type: ignore[name-defined]
     claimed_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     key_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)  # the purge
 
     __table_args__ = (Index("ix_challenges_state_expires_at", "state", "expires_at"),)
 
@@ -136,8 +139,9 @@ class AuthSession(db.Model):  # type: ignore[name-defined]
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ses"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    expires_at: Mapped[datetime]
-    ended_at: Mapped[datetime | None]
+    # Both for the purge.
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class Setting(db.Model):  # type: ignore[name-defined]
