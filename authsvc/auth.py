@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import g, request
 from limits import RateLimitItemPerSecond
 
-from . import keys, ratelimits, restrictions, sessions, settings, users
+from . import keycache, keys, ratelimits, restrictions, sessions, tokens, users
 from .clock import utcnow
 from .errors import ApiError
 from .extensions import db
@@ -25,6 +26,13 @@ class Caller:
     user: User
     key: ApiKey | None = None
     session: AuthSession | None = None
+    permissions: frozenset[str] | None = None  # known already when a key was checked
+
+    def may(self, permission: str) -> bool:
+        """Whether the caller's user has a feature permission."""
+        if self.permissions is not None:
+            return permission in self.permissions
+        return users.has_permission(self.user, permission)
 
 
 def unauthorized(message: str, token_sent: bool = True) -> ApiError:
@@ -50,35 +58,47 @@ def bearer_token() -> str | None:
 
 
 def check_key(secret: str, method: str, path: str | None, client_ip: str | None) -> Caller:
-    """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order.
+    """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order; record use.
 
-    ``path`` is None only for a verification that names no request target.
+    ``path`` is None only for a verification that names no request target. Malformed
+    secrets never reach the database; the rest is decided from the key cache.
     """
-    key = keys.find_by_secret(secret)
-    if key is None:
+    if not tokens.is_well_formed(secret, keys.key_prefix()):
         raise unauthorized("invalid api key")
+    decision, values = keycache.lookup(tokens.digest(secret))
+    if decision is None:
+        raise unauthorized("invalid api key")
+    key, owner = decision.key, decision.owner
     if keys.is_revoked(key):
         raise unauthorized("api key revoked")
     if not key.enabled:
         raise unauthorized("api key disabled")
     if keys.is_expired(key):
         raise unauthorized("api key expired")
-    owner = db.session.get(User, key.owner_id)
     if owner is None or owner.suspended:
         raise unauthorized("invalid api key")
-    check_restrictions(key, owner, method, path, client_ip)
+    check_restrictions(decision, values, method, path, client_ip)
     check_rate_limit(key)
-    return Caller(user=owner, key=key)
+    touch(decision, client_ip)
+    return Caller(
+        user=db.session.merge(owner, load=False),
+        key=db.session.merge(key, load=False),
+        permissions=decision.permissions,
+    )
 
 
 def check_restrictions(
-    key: ApiKey, owner: User, method: str, path: str | None, client_ip: str | None
+    decision: keycache.Decision,
+    values: dict[str, Any],
+    method: str,
+    path: str | None,
+    client_ip: str | None,
 ) -> None:
     """The 403 rules: toggle, permission, IP, endpoints, organization."""
-    values = settings.current()
+    key = decision.key
     if not values["enable_api_keys"]:
         raise forbidden("api keys are disabled on this instance")
-    if not users.has_permission(owner, "api_keys"):
+    if "api_keys" not in decision.permissions:
         raise forbidden("the key's owner lacks the api_keys permission")
     if key.allowed_ips is not None and not restrictions.ip_allowed(key.allowed_ips, client_ip):
         raise forbidden("client address not allowed for this api key")
@@ -100,19 +120,20 @@ def check_restrictions(
     ):
         raise forbidden("endpoint not allowed for this api key")
     space = restrictions.organization_in_path(path)
-    if space is not None and not reaches_organization(key, owner, space):
+    if space is not None and not reaches_organization(decision, space):
         raise forbidden("api key is scoped to another organization")
 
 
-def reaches_organization(key: ApiKey, owner: User, organization_id: str) -> bool:
+def reaches_organization(decision: keycache.Decision, organization_id: str) -> bool:
     """Whether the key may act in an organization: its scope and its owner's membership.
 
     Ids are compared without regard to case, as the path parser recognises them.
     """
     wanted = organization_id.lower()
-    if key.organization_id is not None and key.organization_id.lower() != wanted:
+    scope = decision.key.organization_id
+    if scope is not None and scope.lower() != wanted:
         return False
-    return wanted in {member.lower() for member in users.organization_ids(owner)}
+    return wanted in {member.lower() for member in decision.organization_ids}
 
 
 def check_rate_limit(key: ApiKey) -> None:
@@ -123,13 +144,12 @@ def check_rate_limit(key: ApiKey) -> None:
     ratelimits.enforce([item], "rate limit exceeded for this api key", "api-key", key.id)
 
 
-def touch(key: ApiKey, client_ip: str | None) -> None:
+def touch(decision: keycache.Decision, client_ip: str | None) -> None:
     """Record use at most once a minute per key, so the hot path rarely writes."""
     now = utcnow()
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_EVERY:
-        key.last_used_at = now
-        key.last_used_ip = client_ip
-        db.session.commit()
+    last = decision.key.last_used_at
+    if last is None or now - last >= LAST_USED_EVERY:
+        keycache.record_use(decision, now, now - LAST_USED_EVERY, client_ip)
 
 
 def request_target() -> str:
@@ -160,8 +180,6 @@ def authenticate_key(token: str, method: str | None = None, path: str | None = N
     """Check a key against every rule for this request, record its use, remember the caller."""
     target = path or request_target()
     caller = check_key(token, method or request.method, target, request.remote_addr)
-    assert caller.key is not None
-    touch(caller.key, request.remote_addr)
     g.caller = caller
     return caller
 

@@ -8,42 +8,22 @@ import click
 import requests
 from flask import Flask
 from flask_migrate import upgrade
-from gunicorn.app.base import BaseApplication
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, client, create_app, keys, pairing, purge, sessions, users
+from . import audit, client, create_app, keys, pairing, purge, server, sessions, users
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
 from .extensions import db
 from .models import ApiKey, User
+from .server import DEFAULT_HOST, DEFAULT_PORT
 from .status import instance_status
 
 WATCH_INTERVAL = 1.0
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 31009
-# The request line without its query string: legacy pairing sends the code in the query.
-ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 # Commands that run as an app, through authsvc.client.
 CLIENT_COMMANDS = {"pair"}
-
-
-class Server(BaseApplication):
-    """gunicorn running our app object, configured from the command line."""
-
-    def __init__(self, app: Flask, options: dict[str, Any]) -> None:
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for name, value in self.options.items():
-            self.cfg.set(name, value)
-
-    def load(self) -> Flask:
-        return self.application
 
 
 def close_database() -> None:
@@ -102,9 +82,12 @@ def echo_rows(rows: list[dict[str, Any]], as_json: bool, line: Any) -> None:
 
 @main.command()
 @address_options
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option(
+    "--workers", type=click.IntRange(min=1), help="Worker processes [default: one per core]."
+)
+@click.option("--access-log", is_flag=True, help="Log every request (never its query string).")
 @click.pass_obj
-def serve(app: Flask, host: str, port: int, workers: int) -> None:
+def serve(app: Flask, host: str, port: int, workers: int | None, access_log: bool) -> None:
     """Apply migrations, then serve the API."""
     upgrade()
     users.bootstrap()
@@ -113,21 +96,7 @@ def serve(app: Flask, host: str, port: int, workers: int) -> None:
     # Workers must not inherit the master's connections: two processes on one socket corrupt
     # each other's conversations, and an open transaction would hold its locks for good.
     close_database()
-    options = {
-        "bind": f"{host}:{port}",
-        "workers": workers,
-        "threads": 4,
-        "accesslog": "-",
-        "access_log_format": ACCESS_LOG_FORMAT,
-        "post_fork": lambda _server, _worker: forget_inherited_connections(app),
-    }
-    Server(app, options).run()
-
-
-def forget_inherited_connections(app: Flask) -> None:
-    """In a fresh worker: drop pooled connections copied from the master, without closing them."""
-    with app.app_context():
-        db.engine.dispose(close=False)
+    server.serve(app, host, port, workers, access_log)
 
 
 @main.command(name="owner-token")

@@ -6,11 +6,15 @@ from flask import Flask
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, scoped_session
 
 from .errors import ApiError
 from .extensions import db
+from .server import THREADS
 
 T = TypeVar("T")
+# A session of its own, or the request's scoped ``db.session``.
+AnySession = Session | scoped_session[Any]
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT = 15
 SQLITE_BUSY_TIMEOUT = 10
@@ -28,6 +32,9 @@ def engine_options(uri: str) -> dict[str, Any]:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     return {
         "pool_pre_ping": True,
+        # One connection per thread of a worker, and room for a burst of the key cache's reads.
+        "pool_size": THREADS + 1,
+        "max_overflow": THREADS,
         "pool_timeout": CONNECT_TIMEOUT,
         "connect_args": {
             "connect_timeout": CONNECT_TIMEOUT,

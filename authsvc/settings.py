@@ -3,9 +3,10 @@
 from typing import Any
 
 from flask import current_app, g
+from sqlalchemy import select
 
 from . import audit, counters, restrictions
-from .database import serialize
+from .database import AnySession, serialize
 from .errors import ApiError
 from .extensions import db
 from .models import Setting
@@ -42,10 +43,15 @@ def current(fresh: bool = False) -> dict[str, Any]:
     if fresh:
         g.pop("settings", None)
     if "settings" not in g:
-        values = defaults()
-        values.update({row.name: row.value for row in db.session.scalars(db.select(Setting))})
-        g.settings = values
+        g.settings = read(db.session)
     return dict(g.settings)
+
+
+def read(session: AnySession) -> dict[str, Any]:
+    """All settings as ``session`` sees them."""
+    values = defaults()
+    values.update({row.name: row.value for row in session.scalars(select(Setting))})
+    return values
 
 
 def public() -> dict[str, Any]:

@@ -9,7 +9,7 @@ from werkzeug.security import generate_password_hash
 
 from . import audit, sessions, settings
 from .clock import iso
-from .database import get_or_404
+from .database import AnySession, get_or_404
 from .errors import ApiError
 from .extensions import db
 from .models import Group, GroupMember, Organization, OrganizationMember, User
@@ -82,22 +82,32 @@ def bootstrap() -> None:
 
 def has_permission(user: User, permission: str) -> bool:
     """Admins have all; otherwise any granting group, else the instance defaults."""
+    defaults = settings.current()["default_permissions"]
+    return permission in granted_permissions(db.session, user, defaults)
+
+
+def granted_permissions(
+    session: AnySession, user: User, default_permissions: dict[str, bool]
+) -> frozenset[str]:
+    """Every permission the user has: admins all; others their groups', else the defaults."""
     if user.role == "admin":
-        return True
-    granting = db.session.scalars(
+        return frozenset(PERMISSIONS)
+    granted: set[str] = set()
+    for permissions in session.scalars(
         select(Group.permissions)
         .join(GroupMember, GroupMember.group_id == Group.id)
         .where(GroupMember.user_id == user.id)
-    ).all()
-    if any(perms.get(permission) for perms in granting):
-        return True
-    return bool(settings.current()["default_permissions"].get(permission, False))
+    ):
+        granted.update(name for name in PERMISSIONS if permissions.get(name))
+    return frozenset(
+        name for name in PERMISSIONS if name in granted or default_permissions.get(name, False)
+    )
 
 
-def organization_ids(user: User) -> list[str]:
+def organization_ids(user: User, session: AnySession | None = None) -> list[str]:
     """Ids of the organizations the user belongs to."""
     return list(
-        db.session.scalars(
+        (session or db.session).scalars(
             select(OrganizationMember.organization_id).where(OrganizationMember.user_id == user.id)
         )
     )

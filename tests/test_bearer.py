@@ -112,8 +112,30 @@ def test_malformed_keys_never_reach_the_database(app, client, api_key):
         assert_401(response, "invalid api key", INVALID_TOKEN)
         assert statements == [], token
     with counting_queries(app) as statements:
-        assert client.get("/v1/auth", headers=bearer(api_key)).status_code == 200
-    assert statements  # the listener does see queries
+        unknown = client.get("/v1/auth", headers=bearer(tokens.generate("sk-")))
+    assert_401(unknown, "invalid api key", INVALID_TOKEN)
+    assert statements  # the listener does see queries: unknown keys are looked up every time
+
+
+def test_a_known_key_costs_one_read_once_cached(app, client, api_key):
+    """Steady state: one connection for the generation read, no other statement."""
+    assert client.get("/v1/auth", headers=bearer(api_key)).status_code == 200  # cached now
+    checkouts: list[object] = []
+
+    def record(*args: object) -> None:
+        checkouts.append(args)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "checkout", record)
+    try:
+        with counting_queries(app) as statements:
+            for _ in range(5):
+                assert client.get("/v1/auth", headers=bearer(api_key)).status_code == 200
+    finally:
+        event.remove(engine, "checkout", record)
+    assert statements == []
+    assert len(checkouts) == 5
 
 
 def test_unknown_key(client):

@@ -320,8 +320,8 @@ def test_concurrent_wrong_codes_never_overdraw_the_budget(budget_server, make_ap
 
 
 def serve_command(port: int) -> list[str]:
-    """``authsvc serve`` as a person starts it, on a loopback port."""
-    return [str(BIN / "authsvc"), "serve", "--port", str(port)]
+    """``authsvc serve --access-log`` as a person starts it, on a loopback port."""
+    return [str(BIN / "authsvc"), "serve", "--access-log", "--port", str(port)]
 
 
 def test_access_log_holds_neither_code_nor_key(make_app, database_url, tmp_path):

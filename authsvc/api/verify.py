@@ -7,7 +7,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, StrictStr
 
 from .. import keys, users
-from ..auth import check_key, forbidden, request_target, require_caller, require_key, touch
+from ..auth import check_key, forbidden, request_target, require_caller, require_key
 from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiKey, User
@@ -59,15 +59,13 @@ def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
 def verify_key(body: VerifyBody) -> dict[str, Any]:
     """Check a key an app server received; always 200 with a code."""
     caller = require_caller(scope="api")
-    if not users.has_permission(caller.user, "verify_keys"):
+    if not caller.may("verify_keys"):
         raise forbidden("you lack the verify_keys permission")
     try:
         checked = check_key(body.key, body.method, body.path, body.ip)
     except ApiError as error:
         code = code_of(error)
         return verdict(code, None if code == "NOT_FOUND" else keys.find_by_secret(body.key))
-    assert checked.key is not None
-    touch(checked.key, body.ip)
     return verdict("VALID", checked.key)
 
 
