@@ -365,6 +365,8 @@ def pair(app_name: str, url: str | None) -> None:
 
     try:
         key = app_client.pair(app_name, read_code)
+    except client.ConnectionFailed as error:  # an ApiError too: no answer, so exit code 3
+        raise Unreachable(f"cannot reach {app_client.base_url}: {error.__cause__}") from error
     except client.ApiError as error:
         raise click.ClickException(error.message) from error
     except requests.RequestException as error:

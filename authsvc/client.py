@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.util.retry import Retry
 
 DEFAULT_URL = "http://127.0.0.1:31009"
@@ -62,6 +64,19 @@ class Gone(ApiError):
     """410: the challenge expired, was used, denied or burned."""
 
 
+class ConnectionFailed(ApiError):
+    """No answer at all: the connection was refused or dropped, or it timed out.
+
+    ``status`` is 0 (as for a failed ``fetch`` in a browser: no HTTP status was received),
+    ``code`` is ``"connection_failed"``, ``body`` is empty; the ``requests`` exception is chained
+    as ``__cause__``, and ``timed_out`` tells a timeout from a refused or lost connection.
+    """
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(0, "connection_failed", message)
+        self.timed_out = timed_out
+
+
 class RateLimited(ApiError):
     """429: over a rate limit; ``retry_after`` is the number of seconds to wait, if known."""
 
@@ -102,6 +117,17 @@ def error_from(response: requests.Response) -> ApiError:
         return RateLimited(response.status_code, code, message, body, seconds)
     kind = ERRORS.get(response.status_code, ApiError)
     return kind(response.status_code, code, message, body)
+
+
+def is_timeout(error: requests.RequestException) -> bool:
+    """A timeout, even one that requests reports as a ConnectionError after spent retries.
+
+    urllib3's refused connection (NewConnectionError) descends from its timeout: not one.
+    """
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    if isinstance(reason, NewConnectionError):
+        return False
+    return isinstance(error, requests.Timeout) or isinstance(reason, Urllib3Timeout)
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -150,18 +176,30 @@ class Client:
         params: dict[str, Any] | None = None,
         authenticated: bool = True,
     ) -> Any:
-        """Call the API; the decoded JSON answer, None for 204, or an ApiError raised."""
+        """Call the API; the decoded JSON answer, None for 204, or an ApiError raised.
+
+        A connection that could not be opened is retried for any method (nothing was sent); a
+        lost answer or a read timeout only for the methods in ``RETRIED_METHODS``. When the
+        retries are spent, :class:`ConnectionFailed` is raised.
+        """
         headers = {"Accept": "application/json"}
         if authenticated and self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
-        response = self.session.request(
-            method,
-            self.base_url + path,
-            json=json,
-            params=params,
-            headers=headers,
-            timeout=self.timeout,
-        )
+        try:
+            response = self.session.request(
+                method,
+                self.base_url + path,
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=self.timeout,
+            )
+        except (requests.ConnectionError, requests.Timeout) as error:
+            timed_out = is_timeout(error)
+            what = "timed out" if timed_out else "failed"
+            raise ConnectionFailed(
+                f"{method} {self.base_url}{path} {what}: {error}", timed_out=timed_out
+            ) from error
         if response.status_code >= 400:
             raise error_from(response)
         return None if response.status_code == 204 else response.json()

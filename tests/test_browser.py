@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +182,84 @@ def test_root_sends_a_browser_to_the_pages(visit, base):
     assert visit.page.url == f"{base}/ui/login"
 
 
+def seconds_of(clock: str) -> int:
+    """ "4:07" as 247."""
+    minutes, seconds = clock.split(":")
+    return int(minutes) * 60 + int(seconds)
+
+
+def test_a_card_shows_a_listed_origin_and_counts_down(chromium, make_app, database_url, tmp_path):
+    make_app()
+    listed = "https://raycast.example"
+    with run_server(database_url, tmp_path, AUTHSVC_CORS_ORIGINS=listed) as served:
+        visit = Visit(chromium, served)
+        visit.log_in()
+        refused = requests.post(
+            f"{served}/v1/auth/challenges",
+            json={"app_name": "Unlisted"},
+            headers={"Origin": "https://evil.example"},
+            timeout=30,
+        )
+        assert refused.status_code == 403, refused.text
+        create_challenge(served, "Listed Origin", Origin=listed)
+        own = create_challenge(served, "Own Origin", Origin=served)  # same-origin: accepted too
+        card = visit.card("Listed Origin")
+        card.wait_for(timeout=LIVE_WITHIN_MS)
+        sync_api.expect(card.locator(".origin")).to_have_text(listed)
+        sync_api.expect(visit.card("Own Origin").locator(".origin")).to_have_text(served)
+        sync_api.expect(visit.page.locator(".challenge")).to_have_count(2)  # not "Unlisted"
+
+        start = seconds_of(visit.card("Own Origin").locator(".time-left").inner_text())
+        assert 240 <= start <= 300, start
+        visit.page.wait_for_function(
+            """([id, start]) => {
+                const left = document.querySelector(
+                    `[data-challenge-id="${CSS.escape(id)}"] .time-left`)?.textContent ?? "";
+                const [minutes, seconds] = left.split(":").map(Number);
+                return minutes * 60 + seconds < start;
+            }""",
+            arg=[own, start],
+            timeout=3000,
+        )
+        visit.context.close()
+    assert visit.foreign == [] and visit.errors == []
+
+
+# Stands in for the browser's Notification (recording each one) and hides the tab.
+HIDDEN_TAB_WITH_NOTIFICATIONS = """
+window.__notifications = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notifications.push({ title, ...options }); }
+};
+Object.defineProperty(document, "hidden", { configurable: true, get: () => true });
+Object.defineProperty(document, "visibilityState", { configurable: true, get: () => "hidden" });
+"""
+
+
+def test_a_hidden_tab_notifies_of_a_new_request(visit, base):
+    visit.context.grant_permissions(["notifications"], origin=base)
+    visit.context.add_init_script(HIDDEN_TAB_WITH_NOTIFICATIONS)
+    create_challenge(base, "Already Waiting")  # the first listing is not news
+    page = visit.page
+    with page.expect_response(
+        lambda response: (
+            "/v1/pairing/challenges" in response.url and response.request.method == "GET"
+        )
+    ):
+        visit.log_in()
+    assert page.evaluate("document.hidden") is True
+    create_challenge(base, "Hidden Tab App")
+    visit.card("Hidden Tab App").wait_for(timeout=LIVE_WITHIN_MS)
+    page.wait_for_function("window.__notifications.length > 0", timeout=LIVE_WITHIN_MS)
+    assert page.evaluate("window.__notifications") == [
+        {"title": "authsvc: an app asks to pair", "body": "Hidden Tab App"}
+    ]
+    sync_api.expect(page.get_by_role("status")).to_have_text("New pairing request: Hidden Tab App")
+    sync_api.expect(page.get_by_role("button", name="Notify me of new requests")).to_be_hidden()
+
+
 def test_pairing_request_appears_pairs_and_leaves(visit, base, tmp_path):
     visit.log_in()
     hostile = "<img src=x onerror=window.pwned=1>"
@@ -319,6 +398,136 @@ def test_keys_page_creates_shows_once_rotates_and_revokes(visit, base, tmp_path)
     revoked = requests.get(whoami, headers=bearer(rotated), timeout=30)
     assert revoked.status_code == 401
     assert revoked.json()["message"] == "api key revoked"
+
+
+def created_key(page: Any, name: str) -> tuple[str, str]:
+    """Submit the creation form; the new key's id (from its row) and its once-shown secret."""
+    page.get_by_role("button", name="Create key").click()
+    sync_api.expect(page.locator("#secret-name")).to_have_text(name)
+    secret = page.locator("#secret-value").inner_text()
+    row = page.locator("tr", has=page.locator(".name", has_text=re.compile(f"^{name}$")))
+    sync_api.expect(row).to_have_count(1)
+    return str(row.get_attribute("data-key-id")), secret
+
+
+def test_keys_page_restricts_endpoints_ips_scopes_and_organization(visit, base, host):
+    visit.log_in()
+    page = visit.page
+    page.goto(f"{base}/ui/keys")
+    page.get_by_label("Name", exact=True).fill("restricted bot")
+    page.get_by_label("Organization", exact=True).select_option(label="Personal")
+    page.get_by_label("Allowed endpoints", exact=True).fill("GET /v1/spaces")
+    page.get_by_label("Allowed IPs", exact=True).fill("127.0.0.1/32")
+    scopes = page.get_by_role("group", name="Scopes", exact=True)
+    api_scope = scopes.get_by_role(
+        "checkbox", name="api: call the API (/v1/auth, spaces, forward-auth)", exact=True
+    )
+    sync_api.expect(api_scope).to_be_checked()
+    manage = "manage: manage keys, pairing and settings as you"
+    scopes.get_by_role("checkbox", name=manage, exact=True).check()
+    key_id, secret = created_key(page, "restricted bot")
+
+    whoami = requests.get(f"{base}/v1/auth", headers=bearer(secret), timeout=30)
+    assert whoami.status_code == 403, whoami.text
+    assert whoami.json()["message"] == "endpoint not allowed for this api key"
+    spaces = requests.get(f"{base}/v1/spaces", headers=bearer(secret), timeout=30)
+    assert spaces.status_code == 200, spaces.text
+    assert [space["name"] for space in spaces.json()["data"]] == ["Personal"]
+    row = page.locator(f'tr[data-key-id="{key_id}"]')
+    sync_api.expect(row.locator("td[data-label=Scopes]")).to_have_text("api, manage")
+    sync_api.expect(row.locator("td[data-label=Organization]")).to_have_text("Personal")
+    stored = requests.get(f"{base}/v1/api-keys/{key_id}", headers=host, timeout=30).json()
+    assert stored["allowed_endpoints"] == ["GET /v1/spaces"]
+    assert stored["allowed_ips"] == ["127.0.0.1/32"]
+    assert stored["scopes"] == ["api", "manage"] and stored["organization"] is not None
+
+    # The re-rendered form starts afresh; a range that leaves out 127.0.0.1 refuses the key.
+    page.get_by_label("Name", exact=True).fill("elsewhere bot")
+    page.get_by_label("Allowed IPs", exact=True).fill("192.0.2.0/24\n198.51.100.7")
+    elsewhere_id, elsewhere = created_key(page, "elsewhere bot")
+    refused = requests.get(f"{base}/v1/spaces", headers=bearer(elsewhere), timeout=30)
+    assert refused.status_code == 403, refused.text
+    elsewhere_row = page.locator(f'tr[data-key-id="{elsewhere_id}"]')
+    sync_api.expect(elsewhere_row.locator("td[data-label=Scopes]")).to_have_text("api")
+    sync_api.expect(elsewhere_row.locator("td[data-label=Organization]")).to_have_text("All")
+
+
+def test_keys_page_expiry_presets_and_dates(visit, base, host):
+    visit.log_in()
+    page = visit.page
+    page.goto(f"{base}/ui/keys")
+
+    def expires_at(key_id: str) -> str:
+        shown = requests.get(f"{base}/v1/api-keys/{key_id}", headers=host, timeout=30)
+        assert shown.status_code == 200, shown.text
+        return str(shown.json()["expires_at"])
+
+    page.get_by_label("Name", exact=True).fill("month key")
+    page.get_by_label("Expires", exact=True).select_option("30")
+    sync_api.expect(page.get_by_label("Expiry date (UTC midnight)", exact=True)).to_be_hidden()
+    month_id, _ = created_key(page, "month key")
+    expected = datetime.now(UTC) + timedelta(days=30)
+    stored = datetime.fromisoformat(expires_at(month_id))
+    assert abs(stored - expected) <= timedelta(minutes=1), (stored, expected)
+
+    on = (datetime.now(UTC) + timedelta(days=45)).date().isoformat()
+    page.get_by_label("Name", exact=True).fill("dated key")
+    page.get_by_label("Expires", exact=True).select_option("custom")
+    page.get_by_label("Expiry date (UTC midnight)", exact=True).fill(on)
+    dated_id, _ = created_key(page, "dated key")
+    assert expires_at(dated_id) == f"{on}T00:00:00Z"
+    row = page.locator(f'tr[data-key-id="{dated_id}"]')
+    sync_api.expect(row.locator("td[data-label=Expires]")).to_have_text(f"{on} 00:00 UTC")
+    page.get_by_role("button", name="Done").click()
+
+    page.get_by_label("Name", exact=True).fill("past key")
+    page.get_by_label("Expires", exact=True).select_option("custom")
+    page.get_by_label("Expiry date (UTC midnight)", exact=True).fill("2020-01-01")
+    page.get_by_role("button", name="Create key").click()
+    sync_api.expect(page.get_by_role("alert")).to_contain_text("future")
+    sync_api.expect(page.locator("#secret")).to_be_hidden()
+    listed = requests.get(f"{base}/v1/api-keys", headers=host, timeout=30).json()["data"]
+    assert sorted(key["name"] for key in listed) == ["dated key", "month key"]
+    sync_api.expect(page.locator("tr", has_text="past key")).to_have_count(0)
+
+
+def test_rotation_with_a_grace_keeps_the_old_secret_for_a_while(visit, base, host):
+    visit.log_in()
+    page = visit.page
+    page.goto(f"{base}/ui/keys")
+    page.get_by_label("Name", exact=True).fill("graceful bot")
+    old_id, old = created_key(page, "graceful bot")
+    page.get_by_role("button", name="Done").click()
+
+    page.locator(f'tr[data-key-id="{old_id}"]').get_by_role("button", name="Rotate").click()
+    grace = page.get_by_label("Grace period")
+    assert grace.locator("option").evaluate_all("options => options.map(o => o.value)") == [
+        "0",
+        "3600",
+        "86400",
+        "604800",
+    ]
+    grace.select_option("3600")
+    page.get_by_role("button", name="Rotate key").click()
+    sync_api.expect(page.locator("#secret")).to_be_visible()
+    rotated = page.locator("#secret-value").inner_text()
+    assert rotated != old
+    whoami = f"{base}/v1/auth"
+    assert requests.get(whoami, headers=bearer(old), timeout=30).status_code == 200
+    assert requests.get(whoami, headers=bearer(rotated), timeout=30).status_code == 200
+
+    retiring = page.locator(f'tr[data-key-id="{old_id}"]')
+    sync_api.expect(retiring).to_have_class(re.compile(r"\bstate-retiring\b"))
+    sync_api.expect(retiring.locator(".state")).to_have_text("retiring")
+    sync_api.expect(retiring.get_by_role("button")).to_have_count(0)  # nothing left to do
+    new_row = page.locator("tr.state-active", has_text="graceful bot")
+    sync_api.expect(new_row).to_have_count(1)
+    sync_api.expect(new_row.get_by_role("button", name="Rotate")).to_be_visible()
+    revoked_at = requests.get(f"{base}/v1/api-keys/{old_id}", headers=host, timeout=30).json()[
+        "revoked_at"
+    ]
+    expected = datetime.now(UTC) + timedelta(hours=1)
+    assert abs(datetime.fromisoformat(revoked_at) - expected) <= timedelta(minutes=1)
 
 
 def test_a_change_without_the_csrf_token_is_refused(visit, base):

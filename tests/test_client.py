@@ -14,6 +14,7 @@ from authsvc.client import (
     ApiError,
     BadRequest,
     Client,
+    ConnectionFailed,
     Forbidden,
     Gone,
     NotFound,
@@ -21,7 +22,7 @@ from authsvc.client import (
     Unauthorized,
 )
 from tests import test_server
-from tests.test_server import ROOT, host_code, host_headers
+from tests.test_server import ROOT, free_port, host_code, host_headers
 
 live = test_server.server  # the live-server fixture, as "live" here
 
@@ -178,6 +179,61 @@ def test_only_safe_requests_are_retried(failing):
         with pytest.raises(ApiError) as failed:
             call()
         assert (failed.value.status, failed.value.code) == (503, "service_unavailable")
+    assert counts == {"GET": 3, "POST": 1, "DELETE": 3}
+
+
+def test_a_closed_port_raises_connection_failed():
+    app = Client(f"http://127.0.0.1:{free_port()}", "sk-x", timeout=5, retries=1)
+    for call in (app.whoami, lambda: app.pair("Nobody Home", lambda challenge_id: "0000")):
+        with pytest.raises(ConnectionFailed) as failed:
+            call()
+        assert isinstance(failed.value, ApiError)
+        assert (failed.value.status, failed.value.code) == (0, "connection_failed")
+        assert failed.value.timed_out is False and failed.value.body == {}
+        assert isinstance(failed.value.__cause__, requests.ConnectionError)
+        assert app.base_url in failed.value.message
+    assert app.api_key == "sk-x"
+
+
+class Hanging(BaseHTTPRequestHandler):
+    """A server that reads a request, counts it by method and never answers."""
+
+    counts: dict[str, int]
+    release: threading.Event
+
+    def hang(self) -> None:
+        self.counts[self.command] = self.counts.get(self.command, 0) + 1
+        self.release.wait(30)
+
+    do_GET = do_POST = do_DELETE = hang
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def hanging() -> Iterator[tuple[str, dict[str, int]]]:
+    counts: dict[str, int] = {}
+    release = threading.Event()
+    handler = type("Held", (Hanging,), {"counts": counts, "release": release})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", counts
+    release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_timeout_raises_connection_failed_and_only_safe_requests_retry(hanging):
+    base, counts = hanging
+    app = Client(base, "sk-x", timeout=0.3, retries=2)
+    for call in (app.whoami, lambda: app.create_key("k"), lambda: app.revoke_key("key_1")):
+        with pytest.raises(ConnectionFailed) as failed:
+            call()
+        assert (failed.value.status, failed.value.code) == (0, "connection_failed")
+        assert failed.value.timed_out is True
+        assert isinstance(failed.value.__cause__, requests.RequestException)
+    # The POST may have been received: it is sent once; GET and DELETE are tried three times.
     assert counts == {"GET": 3, "POST": 1, "DELETE": 3}
 
 

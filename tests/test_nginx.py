@@ -159,6 +159,7 @@ def test_a_valid_key_reaches_the_api_as_its_owner_only(proxy, public_key):
         "x-auth-role": "admin",
         "X_Auth_User": "root",
         "X-Auth-Key-Id": "key_forged",
+        "X-Auth-Organization": "org_victim",
         "X-Forwarded-Host": "evil.example",
         "X-Forwarded-For": "203.0.113.9",
     }
@@ -171,6 +172,9 @@ def test_a_valid_key_reaches_the_api_as_its_owner_only(proxy, public_key):
     assert header(record, "X-Auth-Key-Id") != ["key_forged"]
     assert len(header(record, "X-Auth-Key-Id")) == 1
     assert header(record, "X-Auth-User-Id")[0].startswith("usr_")
+    # The key reaches every organization of its owner: authsvc sends an empty value, which
+    # nginx drops, so the upstream sees no X-Auth-Organization at all, forged or not.
+    assert header(record, "X-Auth-Organization") == []
     assert header(record, "X_Auth_User") == []
     assert header(record, "Authorization") == []
 
@@ -245,6 +249,10 @@ def test_organization_scope_holds_in_any_spelling(proxy, app):
         (f"/v1/spaces/{mine}/..%2f{other}", 403),
     ]:
         assert proxy.request("GET", target, bearer(scoped))[0] == status, target
+    forged = {**bearer(scoped), "X-Auth-Organization": other}
+    status, _, body = proxy.request("GET", f"/v1/spaces/{mine}", forged)
+    assert status == 200, body
+    assert header(json.loads(body), "X-Auth-Organization") == [mine]  # replaced, not appended
 
 
 def test_over_the_rate_limit_is_429_at_the_client(proxy, app):
