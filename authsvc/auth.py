@@ -10,7 +10,6 @@ from limits import RateLimitItemPerSecond
 from . import keycache, keys, ratelimits, restrictions, sessions, tokens, users
 from .clock import utcnow
 from .errors import ApiError
-from .extensions import db
 from .models import ApiKey, AuthSession, User
 
 REALM = 'Bearer realm="authsvc"'
@@ -80,11 +79,8 @@ def check_key(secret: str, method: str, path: str | None, client_ip: str | None)
     check_restrictions(decision, values, method, path, client_ip)
     check_rate_limit(key)
     touch(decision, client_ip)
-    return Caller(
-        user=db.session.merge(owner, load=False),
-        key=db.session.merge(key, load=False),
-        permissions=decision.permissions,
-    )
+    # The kept rows themselves, detached: callers read them; changes go through a fresh load.
+    return Caller(user=owner, key=key, permissions=decision.permissions)
 
 
 def check_restrictions(

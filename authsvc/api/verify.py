@@ -43,9 +43,10 @@ def code_of(error: ApiError) -> str:
     return CODES.get(error.message, "NOT_FOUND")
 
 
-def verdict(code: str, key: ApiKey | None) -> dict[str, Any]:
+def verdict(code: str, key: ApiKey | None, owner: User | None = None) -> dict[str, Any]:
     """The answer: the key with its meta and its owner, unless it is unknown."""
-    owner = db.session.get(User, key.owner_id) if key is not None else None
+    if owner is None and key is not None:
+        owner = db.session.get(User, key.owner_id)
     shown = owner is not None and not owner.suspended
     return {
         "valid": code == "VALID",
@@ -66,7 +67,7 @@ def verify_key(body: VerifyBody) -> dict[str, Any]:
     except ApiError as error:
         code = code_of(error)
         return verdict(code, None if code == "NOT_FOUND" else keys.find_by_secret(body.key))
-    return verdict("VALID", checked.key)
+    return verdict("VALID", checked.key, checked.user)
 
 
 def forwarded(names: tuple[str, str], default: str) -> str:
