@@ -10,7 +10,6 @@ from sqlalchemy.orm import Session, scoped_session
 
 from .errors import ApiError
 from .extensions import db
-from .server import THREADS
 
 T = TypeVar("T")
 # A session of its own, or the request's scoped ``db.session``.
@@ -32,9 +31,6 @@ def engine_options(uri: str) -> dict[str, Any]:
         return {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT}}
     return {
         "pool_pre_ping": True,
-        # One connection per thread of a worker, and room for a burst of the key cache's reads.
-        "pool_size": THREADS + 1,
-        "max_overflow": THREADS,
         "pool_timeout": CONNECT_TIMEOUT,
         "connect_args": {
             "connect_timeout": CONNECT_TIMEOUT,

@@ -21,6 +21,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -108,15 +109,27 @@ def cache() -> KeyCache:
 
 def read_generation() -> int | None:
     """The counter as committed now; None where its row is missing (then nothing is cached)."""
-    connection = db.engine.raw_connection()
+    driver_error = db.engine.dialect.loaded_dbapi.Error
+    try:
+        connection = db.engine.raw_connection()
+    except driver_error as error:
+        raise wrapped(error) from error
     try:
         cursor = connection.cursor()
         cursor.execute(PROBE)
         row = cursor.fetchone()
         cursor.close()
+    except driver_error as error:
+        connection.invalidate()  # never give a broken connection back to the pool
+        raise wrapped(error) from error
     finally:
         connection.close()
     return None if row is None else int(row[0])
+
+
+def wrapped(error: Exception) -> StatementError:
+    """A bare driver error as SQLAlchemy reports it, so a lost database answers 503, not 500."""
+    return DBAPIError.instance(PROBE, None, error, db.engine.dialect.loaded_dbapi.Error)
 
 
 def lookup(digest: str) -> tuple[Decision | None, dict[str, Any]]:
