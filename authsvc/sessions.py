@@ -5,6 +5,7 @@ import hmac
 import os
 import re
 import secrets
+import tempfile
 from datetime import datetime, timedelta
 from functools import cache
 
@@ -36,16 +37,24 @@ def parse_duration(text: str) -> timedelta:
 
 
 def instance_secret(app: Flask, name: str) -> str:
-    """A secret generated once into the instance folder (mode 0600, created exclusively)."""
+    """A secret generated once into the instance folder (mode 0600, created exclusively).
+
+    The secret is written whole into a file of its own, then linked into place, which fails
+    if the name exists: processes starting together (gunicorn workers on a fresh instance)
+    all read the one secret that won, never a half-written file.
+    """
     path = os.path.join(app.instance_path, name)
     os.makedirs(app.instance_path, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path) as existing:
-            return existing.read().strip()
-    with os.fdopen(fd, "w") as created:
-        created.write(secrets.token_urlsafe(32))
+    if not os.path.exists(path):
+        fd, draft = tempfile.mkstemp(dir=app.instance_path, prefix=f".{name}.")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as created:
+                created.write(secrets.token_urlsafe(32))
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process linked its secret first
+        finally:
+            os.unlink(draft)
     with open(path) as written:
         return written.read().strip()
 

@@ -1,8 +1,10 @@
 """Sessions, /v1/me and the switch to multi-user mode (SPEC §5)."""
 
+import multiprocessing
 import os
 import stat
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from freezegun import freeze_time
@@ -52,6 +54,38 @@ def test_owner_token_logs_the_owner_in(app, anon, instance_dir):
 def test_owner_token_is_generated_once(make_app, instance_dir):
     first = sessions.owner_password(make_app())
     assert sessions.owner_password(make_app()) == first
+
+
+def read_fresh_secrets(folder: str, name: str, barrier: Any, results: Any) -> None:
+    """In a child process: start an app on a fresh instance folder as a worker would."""
+    from flask import Flask
+
+    barrier.wait()
+    app = Flask(__name__, instance_path=folder)
+    results.put(sessions.instance_secret(app, name))
+
+
+def test_processes_starting_together_share_one_whole_secret(tmp_path):
+    """gunicorn workers on a fresh instance: all read the one secret, never a half-written one."""
+    context = multiprocessing.get_context("fork")
+    for attempt in range(20):
+        folder = str(tmp_path / f"instance-{attempt}")
+        barrier, results = context.Barrier(8), context.Queue()
+        children = [
+            context.Process(
+                target=read_fresh_secrets, args=(folder, "owner_token", barrier, results)
+            )
+            for _ in range(8)
+        ]
+        for child in children:
+            child.start()
+        read = {results.get(timeout=30) for _ in children}
+        for child in children:
+            child.join(timeout=30)
+        assert len(read) == 1 and "" not in read, read
+        assert os.listdir(folder) == ["owner_token"]  # no draft left behind
+        path = os.path.join(folder, "owner_token")
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
 def test_single_user_login_with_auth_token(make_app):
