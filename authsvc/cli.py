@@ -93,6 +93,13 @@ def serve(app: Flask, host: str, port: int, workers: int | None, access_log: boo
     users.bootstrap()
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
     click.echo(f"open the host's pages (this link logs you in): {login_link(app, host, port)}")
+    count = workers or server.default_workers()
+    if count > 1 and app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        click.echo(
+            f"note: rate limits are counted in each of the {count} workers on its own; set "
+            "AUTHSVC_RATELIMIT_STORAGE_URI=redis://… to share them",
+            err=True,
+        )
     # Workers must not inherit the master's connections: two processes on one socket corrupt
     # each other's conversations, and an open transaction would hold its locks for good.
     close_database()
