@@ -1,8 +1,42 @@
-.PHONY: bench fuzz soak
+.PHONY: bench bench-inprocess bench-micro fuzz soak
 
-# Throughput and latency of authentication and pairing (see bench/bench_auth.py).
-bench:
-	.venv/bin/python -m bench.bench_auth
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
+# Extra arguments for bench/http.py, e.g. make bench BENCH_ARGS="--duration 5 --markdown".
+BENCH_ARGS ?=
+
+# A fresh clone: the virtualenv and authsvc in it (as scripts/serve does).
+$(PYTHON):
+	python3 -m venv $(VENV)
+
+$(VENV)/bin/authsvc: | $(PYTHON)
+	@echo "make: installing authsvc and its dependencies into $(VENV)" >&2
+	$(PIP) -e .
+
+$(VENV)/bin/pytest-benchmark: | $(VENV)/bin/authsvc
+	@echo "make: installing the test extra into $(VENV)" >&2
+	$(PIP) -e '.[test]'
+
+# authsvc serve under wrk, 100 and 100 000 keys: one table (see bench/http.py). SQLite with
+# 2 workers; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with 4 workers and Redis.
+# That database is WIPED (its public schema is dropped): give it one of its own.
+bench: $(VENV)/bin/authsvc
+	$(PYTHON) -m bench.http $(BENCH_ARGS)
+	@if [ -n "$$AUTHSVC_BENCH_DATABASE_URL" ]; then \
+		echo "$(PYTHON) -m bench.http --database \$$AUTHSVC_BENCH_DATABASE_URL --workers 4 --redis redis://127.0.0.1:6379/15 $(BENCH_ARGS)"; \
+		$(PYTHON) -m bench.http --database "$$AUTHSVC_BENCH_DATABASE_URL" --workers 4 \
+			--redis redis://127.0.0.1:6379/15 $(BENCH_ARGS); \
+	fi
+
+# Authentication and pairing in one process through the Flask test client: our code and the
+# database without HTTP or gunicorn (see bench/bench_auth.py).
+bench-inprocess: $(VENV)/bin/authsvc
+	$(PYTHON) -m bench.bench_auth
+
+# pytest-benchmark: the key parser and the key check (bench/test_micro.py, not in the suite).
+bench-micro: $(VENV)/bin/pytest-benchmark
+	$(PYTHON) -m pytest bench/test_micro.py --benchmark-only -p no:cacheprovider
 
 # 60 s of mixed traffic on PostgreSQL, 4 workers, Redis; 0 5xx and 0 lost keys or exit 1
 # (see bench/soak.py). AUTHSVC_SOAK_DATABASE_URL=postgresql+psycopg://… make soak
