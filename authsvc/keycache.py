@@ -3,10 +3,11 @@
 A decision needs the key's row, its owner's row, the owner's permissions and organizations,
 and the instance settings. Every change to the tables those come from bumps one generation
 counter in the same transaction: session events see every flush and every bulk statement, so
-no code path can forget. Every request reads the counter once (one primary-key read) before
-using the cache, and a value other than the cached one empties it. A revocation, suspension,
-setting, group or restriction change therefore takes effect on the very next request, in
-every worker and on every host, while a steady-state request makes that one read and no other.
+no code path can forget. Every request reads the counter once (one primary-key read, on a
+connection its thread keeps) before using the cache, and a value other than the cached one
+empties it. A revocation, suspension, setting, group or restriction change therefore takes
+effect on the very next request, in every worker and on every host, while a steady-state
+request makes that one read and no other.
 
 Only keys that exist are kept (unknown tokens are looked up every time, so they cannot fill
 memory), at most ``MAX_ENTRIES`` of them, least recently used first out.
@@ -21,7 +22,8 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -70,6 +72,8 @@ class KeyCache:
         self.generation: int | None = None
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
         self.settings: dict[str, Any] | None = None
+        self.local = threading.local()
+        self.probes: set[Connection] = set()
 
     def sync(self, generation: int | None) -> None:
         """Forget everything unless it was read at ``generation``."""
@@ -100,6 +104,35 @@ class KeyCache:
             if generation is not None and generation == self.generation:
                 self.settings = values
 
+    def probe_connection(self) -> Connection:
+        """This thread's connection for the generation read, opened on first use."""
+        connection: Connection | None = getattr(self.local, "connection", None)
+        if connection is None:
+            engine = db.engine
+            if not event.contains(engine, "engine_disposed", self.close_probe_connections):
+                event.listen(engine, "engine_disposed", self.close_probe_connections)
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self.local.connection = connection
+            with self.lock:
+                self.probes.add(connection)
+        return connection
+
+    def drop_probe_connection(self) -> None:
+        """Close this thread's connection after a failure."""
+        connection = self.local.__dict__.pop("connection", None)
+        if connection is not None:
+            with self.lock:
+                self.probes.discard(connection)
+            connection.close()
+
+    def close_probe_connections(self, _engine: Any = None) -> None:
+        """When the engine is disposed (tests, a forked worker), its probes go with it."""
+        with self.lock:
+            probes, self.probes = self.probes, set()
+        for connection in probes:
+            connection.invalidate()
+        self.local = threading.local()
+
 
 def cache() -> KeyCache:
     """The current app's cache."""
@@ -108,28 +141,20 @@ def cache() -> KeyCache:
 
 
 def read_generation() -> int | None:
-    """The counter as committed now; None where its row is missing (then nothing is cached)."""
-    driver_error = db.engine.dialect.loaded_dbapi.Error
-    try:
-        connection = db.engine.raw_connection()
-    except driver_error as error:
-        raise wrapped(error) from error
-    try:
-        cursor = connection.cursor()
-        cursor.execute(PROBE)
-        row = cursor.fetchone()
-        cursor.close()
-    except driver_error as error:
-        connection.invalidate()  # never give a broken connection back to the pool
-        raise wrapped(error) from error
-    finally:
-        connection.close()
-    return None if row is None else int(row[0])
+    """The counter as committed now; None where its row is missing (then nothing is cached).
 
-
-def wrapped(error: Exception) -> StatementError:
-    """A bare driver error as SQLAlchemy reports it, so a lost database answers 503, not 500."""
-    return DBAPIError.instance(PROBE, None, error, db.engine.dialect.loaded_dbapi.Error)
+    Each thread keeps one connection for this read, in autocommit mode: a single round trip,
+    no transaction left open. A failed read drops that connection (the next request opens a
+    fresh one) and answers like any database failure (503).
+    """
+    store = cache()
+    connection = store.probe_connection()
+    try:
+        value = connection.exec_driver_sql(PROBE).scalar()
+        return None if value is None else int(value)
+    except DBAPIError:
+        store.drop_probe_connection()
+        raise
 
 
 def lookup(digest: str) -> tuple[Decision | None, dict[str, Any]]:
