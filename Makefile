@@ -39,9 +39,14 @@ bench-micro: $(VENV)/bin/pytest-benchmark
 	$(PYTHON) -m pytest bench/test_micro.py --benchmark-only -p no:cacheprovider
 
 # 60 s of mixed traffic on PostgreSQL, 4 workers, Redis; 0 5xx and 0 lost keys or exit 1
-# (see bench/soak.py). AUTHSVC_SOAK_DATABASE_URL=postgresql+psycopg://… make soak
-soak:
-	.venv/bin/python -m bench.soak
+# (see bench/soak.py). It adds rows to the database: by default authsvc_soak on the local
+# server, created when missing; AUTHSVC_SOAK_DATABASE_URL=postgresql+psycopg://… picks another.
+SOAK_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/authsvc_soak
+soak: $(VENV)/bin/authsvc
+	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname = 'authsvc_soak'" \
+		| grep -q 1 || psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE authsvc_soak" \
+		|| [ -n "$$AUTHSVC_SOAK_DATABASE_URL" ]
+	AUTHSVC_SOAK_DATABASE_URL=$${AUTHSVC_SOAK_DATABASE_URL:-$(SOAK_DATABASE_URL)} $(PYTHON) -m bench.soak
 
 # A longer schemathesis run over the OpenAPI document than the test suite's (tests/test_fuzz.py).
 fuzz:
