@@ -18,19 +18,18 @@ from tests.test_server import run_server
 ADMIN = {"username": "admin", "password": "admin-password-1234"}
 ROUNDS = 24  # fresh connections per check, spread over both workers
 REDIS_URL = "redis://127.0.0.1:6379/14"
+MULTI_USER = {
+    "AUTHSVC_MULTI_USER": "true",
+    "AUTHSVC_ADMIN_USERNAME": ADMIN["username"],
+    "AUTHSVC_ADMIN_PASSWORD": ADMIN["password"],
+}
 
 
 @pytest.fixture
 def multi_user_server(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[str]:
     """A multi-user server with an admin; ``make_app`` empties the tables afterwards."""
     make_app()
-    with run_server(
-        database_url,
-        tmp_path,
-        AUTHSVC_MULTI_USER="true",
-        AUTHSVC_ADMIN_USERNAME=ADMIN["username"],
-        AUTHSVC_ADMIN_PASSWORD=ADMIN["password"],
-    ) as base:
+    with run_server(database_url, tmp_path, **MULTI_USER) as base:
         yield base
 
 
@@ -168,9 +167,7 @@ def test_limits_hold_across_workers_with_redis(make_app, database_url, tmp_path,
         tmp_path,
         AUTHSVC_RATELIMIT_STORAGE_URI=redis_limits,
         AUTHSVC_CHALLENGE_RATE_LIMIT="6 per minute",
-        AUTHSVC_MULTI_USER="true",
-        AUTHSVC_ADMIN_USERNAME=ADMIN["username"],
-        AUTHSVC_ADMIN_PASSWORD=ADMIN["password"],
+        **MULTI_USER,
     ) as base:
         created = [
             requests.post(f"{base}/v1/auth/challenges", json={"app_name": "x"}, timeout=30)
