@@ -8,11 +8,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, text
 
 from authsvc import create_app, sessions
 from authsvc.config import DEFAULTS, RENAMED
 from authsvc.extensions import db
+from bench.http import reset_schema
 
 POSTGRES_URL = os.environ.get("AUTHSVC_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -29,15 +29,6 @@ def base_config(database_url: str, **overrides: Any) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": "memory://",
         **overrides,
     }
-
-
-def reset_postgres(url: str) -> None:
-    """Start from an empty schema so the real migrations build every table."""
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +53,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     else:
         assert POSTGRES_URL is not None
         url = POSTGRES_URL
-        reset_postgres(url)
+        reset_schema(url)
     app = create_app(base_config(url))
     with app.app_context():
         upgrade()

@@ -6,7 +6,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tests.conftest import reset_postgres
+from bench.http import reset_schema
 from tests.test_server import BIN, all_at_once, host_headers, run_server
 
 CONCURRENT = 16
@@ -21,7 +21,7 @@ def start_database(request, database_url: str, make_app, tmp_path: Path) -> str:
         return database_url
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'fresh.sqlite3'}"
-    reset_postgres(database_url)
+    reset_schema(database_url)
     return database_url
 
 
