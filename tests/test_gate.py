@@ -250,3 +250,28 @@ def test_env_lists_are_read(monkeypatch):
     app = create_app({"TESTING": True, "JWT_SECRET": "a-test-secret-123"})
     assert app.config["AUTHSVC_ALLOWED_HOSTS"] == ["auth.example.com", "other.example"]
     assert app.config["AUTHSVC_CORS_ORIGINS"] == ["http://localhost:3000"]
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("[::1]:31009", 200),
+        ("127.0.0.1:8080", 200),
+        ("localhost", 200),
+        ("app.localhost.", 200),
+        ("api.example.com", 200),
+        ("API.example.com.", 200),
+        ("evil.example", 403),
+    ],
+)
+@pytest.mark.parametrize("path", ["/", "/health"])
+def test_served_hosts_through_the_app(make_app, host, status, path):
+    """The Host check as the app applies it: the header the client really sends decides."""
+    app = make_app(AUTHSVC_ALLOWED_HOSTS=["api.example.com"])
+    response = app.test_client().get(path, headers={"Host": host})
+    assert response.status_code == status, (host, response.json)
+    assert response.request.headers["Host"] == host  # the test client sent this very Host
+    if status == 403:
+        assert response.json["code"] == "forbidden"
+        assert response.json["message"] == HOST_REFUSED
+        assert HOST_REFUSED == "host not allowed: add it to AUTHSVC_ALLOWED_HOSTS"

@@ -1,7 +1,12 @@
 """Data migrations: what existing rows become when the schema grows."""
 
+import json
+from collections.abc import Iterator
+
+import pytest
 from flask_migrate import downgrade, upgrade
-from sqlalchemy import inspect, text
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
 
 from authsvc import create_app
 from authsvc.extensions import db
@@ -13,8 +18,36 @@ KEY_ROW = (
 )
 
 
-def test_existing_keys_get_scopes_and_pairing_keys_only_api(tmp_path):
-    app = create_app(conftest.base_config(f"sqlite:///{tmp_path / 'old.sqlite3'}"))
+@pytest.fixture(params=conftest.BACKENDS)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
+    """An empty database of the test's own: the session's migrated one is never touched."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        return
+    assert conftest.POSTGRES_URL is not None
+    shared = make_url(conftest.POSTGRES_URL)
+    # Named after the shared database, so suites run against different ones never collide.
+    name = f"{shared.database}_migration_test"
+    drop = text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    server = create_engine(shared, isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(drop)
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield shared.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as connection:
+            connection.execute(drop)
+        server.dispose()
+
+
+def as_json(value):
+    """A JSON column's value as stored: SQLite answers the text, PostgreSQL the parsed value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_existing_keys_get_scopes_and_pairing_keys_only_api(empty_database_url):
+    app = create_app(conftest.base_config(empty_database_url))
     with app.app_context():
         upgrade(revision="0001")
         db.session.execute(
@@ -27,12 +60,13 @@ def test_existing_keys_get_scopes_and_pairing_keys_only_api(tmp_path):
             db.session.execute(text(KEY_ROW), {"id": key_id, "via": via})
         db.session.commit()
         upgrade()
-        scopes = dict(db.session.execute(text("SELECT id, scopes FROM api_keys")).all())
+        rows = db.session.execute(text("SELECT id, scopes FROM api_keys")).all()
+        db.session.commit()
         db.engine.dispose()
-    assert scopes == {
-        "key_p": '["api"]',
-        "key_m": '["api", "manage"]',
-        "key_a": '["api", "manage"]',
+    assert {key_id: as_json(scopes) for key_id, scopes in rows} == {
+        "key_p": ["api"],
+        "key_m": ["api", "manage"],
+        "key_a": ["api", "manage"],
     }
 
 
