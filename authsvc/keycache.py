@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -52,6 +52,7 @@ NEW_ROWS_DECIDE_NOTHING = (ApiKey, User)
 USE_COLUMNS = frozenset({"last_used_at", "last_used_ip"})
 RECORDS_USE = "authsvc_records_use"
 PROBE = f"SELECT value FROM counters WHERE name = '{GENERATION}'"
+GENERATION_SEEN = "authsvc_generation"  # the request's read, in flask.g
 
 
 @dataclass(frozen=True)
@@ -141,20 +142,26 @@ def cache() -> KeyCache:
 
 
 def read_generation() -> int | None:
-    """The counter as committed now; None where its row is missing (then nothing is cached).
+    """The counter as committed when this request first asked; None where its row is missing
+    (then nothing is cached).
 
-    Each thread keeps one connection for this read, in autocommit mode: a single round trip,
-    no transaction left open. A failed read drops that connection (the next request opens a
-    fresh one) and answers like any database failure (503).
+    Read once per request (a verification checks two keys), on a connection each thread keeps
+    in autocommit mode: a single round trip, no transaction left open. A failed read drops
+    that connection (the next request opens a fresh one) and answers like any database
+    failure (503).
     """
+    if GENERATION_SEEN in g:
+        return g.get(GENERATION_SEEN)
     store = cache()
     connection = store.probe_connection()
     try:
         value = connection.exec_driver_sql(PROBE).scalar()
-        return None if value is None else int(value)
     except DBAPIError:
         store.drop_probe_connection()
         raise
+    generation = None if value is None else int(value)
+    setattr(g, GENERATION_SEEN, generation)
+    return generation
 
 
 def lookup(digest: str) -> tuple[Decision | None, dict[str, Any]]:

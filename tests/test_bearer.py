@@ -138,6 +138,17 @@ def test_a_known_key_costs_one_read_once_cached(app, client, api_key):
     assert checkouts == []  # the connection is kept, not taken from the pool each time
 
 
+def test_a_verification_reads_the_generation_once(app, client, api_key):
+    """The caller's key and the key it verifies share one generation read."""
+    checked = pair(client)["api_key"]
+    body = {"key": checked, "path": "/v1/spaces"}
+    assert client.post("/v1/keys/verify", json=body, headers=bearer(api_key)).json["valid"]
+    with counting_queries(app) as statements:
+        answer = client.post("/v1/keys/verify", json=body, headers=bearer(api_key))
+    assert answer.json["code"] == "VALID"
+    assert statements == [keycache.PROBE]
+
+
 def test_unknown_key(client):
     response = client.get("/v1/auth", headers=bearer(tokens.generate("sk-")))
     assert_401(response, "invalid api key", INVALID_TOKEN)

@@ -4,6 +4,8 @@ Against 2 gunicorn workers (each with its own cache), on SQLite and PostgreSQL; 
 made through the API and then checked with fresh connections, which both workers answer.
 """
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -190,3 +192,37 @@ def test_limits_hold_across_workers_with_redis(make_app, database_url, tmp_path,
             for _ in range(ROUNDS)
         ]
         assert answers == [200] * 5 + [429] * (ROUNDS - 5)
+
+
+def test_no_request_started_after_a_revocation_passes(multi_user_server):
+    """Requests stream in from 8 threads while the key is revoked: every one that started
+    after the revocation's 204 arrived is refused, in whichever worker it lands."""
+    base = multi_user_server
+    admin = login(base, **ADMIN)
+    created = call("POST", f"{base}/v1/api-keys", admin, name="streamed")
+    key = bearer(created.json()["api_key"])
+    answers: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def stream() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            status = requests.get(f"{base}/v1/auth", headers=key, timeout=30).status_code
+            answers.append((started, status))
+
+    threads = [threading.Thread(target=stream) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    try:
+        while sum(status == 200 for _, status in answers) < 40:  # both workers cache it
+            time.sleep(0.01)
+        call("DELETE", f"{base}/v1/api-keys/{created.json()['id']}", admin)
+        revoked_at = time.monotonic()
+        while sum(started > revoked_at for started, _ in answers) < 40:
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    after = [status for started, status in answers if started > revoked_at]
+    assert set(after) == {401}, after
