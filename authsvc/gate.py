@@ -16,6 +16,10 @@ from .errors import ApiError
 
 HOST_REFUSED = "host not allowed: add it to AUTHSVC_ALLOWED_HOSTS"
 CROSS_ORIGIN_REFUSED = "cross-origin request refused"
+# The contract fixes the message; the hint names the setting, as the Host check's message does.
+CROSS_ORIGIN_HINT = (
+    "to let a browser app at this origin call authsvc, add it to AUTHSVC_CORS_ORIGINS"
+)
 CROSS_SITE = {"cross-site", "same-site"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
@@ -135,6 +139,8 @@ def check_request() -> Response | None:
         config["AUTHSVC_ALLOWED_HOSTS"],
         config["AUTHSVC_CORS_ORIGINS"],
     )
+    if verdict.refusal == CROSS_ORIGIN_REFUSED:
+        raise ApiError(403, verdict.refusal, hint=CROSS_ORIGIN_HINT)
     if verdict.refusal is not None:
         raise ApiError(403, verdict.refusal)
     g.cross_origin = verdict.cross_origin

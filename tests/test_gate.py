@@ -4,9 +4,13 @@ import pytest
 from werkzeug.datastructures import Headers
 
 from authsvc import create_app
-from authsvc.gate import CROSS_ORIGIN_REFUSED, HOST_REFUSED, judge
+from authsvc.gate import judge
 from tests.conftest import login
 from tests.keyhelpers import counts
+
+# The contract's messages, spelled out: a changed text in the product must fail here.
+CROSS_ORIGIN_REFUSED = "cross-origin request refused"
+HOST_REFUSED = "host not allowed: add it to AUTHSVC_ALLOWED_HOSTS"
 
 HOSTS_SERVED = [
     "127.0.0.1",
@@ -136,6 +140,14 @@ def test_listed_origins_get_cors_without_credentials():
     ).refusal
 
 
+def test_a_listed_origin_never_passes_a_foreign_host():
+    """The Host check comes first: listing an origin never serves a rebinding attacker."""
+    origin = "http://localhost:3000"
+    refused = verdict({"Host": "attacker.example", "Origin": origin}, origins=[origin])
+    assert refused.refusal == HOST_REFUSED
+    assert refused.cors_origin is None
+
+
 # --- through the app --------------------------------------------------------------------------
 
 HOST_ENDPOINTS = [
@@ -185,6 +197,7 @@ def test_cross_site_refused_for_reads_and_writes(app, client, headers):
             path, json={"app_name": "x", "name": "x"}, headers=headers
         )
         assert (response.status_code, response.json["message"]) == (403, CROSS_ORIGIN_REFUSED)
+        assert "AUTHSVC_CORS_ORIGINS" in response.json["hint"]
     text = client.post(
         "/v1/system/enable-multi-user",
         data='{"username": "attacker", "password": "pw"}',
@@ -275,3 +288,18 @@ def test_served_hosts_through_the_app(make_app, host, status, path):
         assert response.json["code"] == "forbidden"
         assert response.json["message"] == HOST_REFUSED
         assert HOST_REFUSED == "host not allowed: add it to AUTHSVC_ALLOWED_HOSTS"
+
+
+def test_the_gate_runs_before_any_limit_counts(make_app):
+    """Refused foreign-host requests never spend the challenge limit of the real apps."""
+    app = make_app(AUTHSVC_CHALLENGE_RATE_LIMIT="2 per minute")
+    app_client = app.test_client()
+    for _ in range(3):
+        refused = app_client.post(
+            "/v1/auth/challenges", json={"app_name": "x"}, headers={"Host": "evil.example"}
+        )
+        assert (refused.status_code, refused.json["message"]) == (403, HOST_REFUSED)
+    for _ in range(2):
+        created = app_client.post("/v1/auth/challenges", json={"app_name": "real app"})
+        assert created.status_code == 201, created.json
+    assert app_client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 429

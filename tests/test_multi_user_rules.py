@@ -103,3 +103,57 @@ def test_an_unclaimed_challenge_is_everyone_s(client, admin):  # noqa: F811
     assert (
         client.post(f"/v1/pairing/challenges/{challenge_id}/deny", headers=bob).status_code == 204
     )
+
+
+@pytest.fixture
+def without_api_keys(client, admin):  # noqa: F811
+    """bob, a plain user on an instance whose defaults grant no ``api_keys``."""
+    make_user(client, admin, "bob")
+    changed = client.patch(
+        "/v1/settings", json={"default_permissions": {"api_keys": False}}, headers=admin
+    )
+    assert changed.status_code == 200, changed.json
+    return session_of(client, "bob")
+
+
+def test_a_user_without_api_keys_cannot_see_claim_or_deny_codes(client, admin, without_api_keys):  # noqa: F811
+    created = client.post("/v1/auth/challenges", json={"app_name": "Bob's app"})
+    challenge_id = created.json["challenge_id"]
+    listing = client.get("/v1/pairing/challenges", headers=without_api_keys)
+    assert (listing.status_code, listing.json["message"]) == (
+        403,
+        "you lack the api_keys permission",
+    )
+    for action in ("claim", "deny"):
+        refused = client.post(
+            f"/v1/pairing/challenges/{challenge_id}/{action}", headers=without_api_keys
+        )
+        assert refused.status_code == 403, refused.json
+    # Nothing changed: the challenge is still pending and nobody claimed it.
+    pending = client.get("/v1/pairing/challenges", headers=admin).json["data"]
+    assert [(c["challenge_id"], c["claimed_by"]) for c in pending] == [(challenge_id, None)]
+
+
+def test_a_group_granting_api_keys_lets_the_user_pair(client, admin, without_api_keys):  # noqa: F811
+    group = client.post(
+        "/v1/admin/groups",
+        json={"name": "pairers", "permissions": {"api_keys": True}},
+        headers=admin,
+    ).json
+    bob_id = next(
+        u["id"]
+        for u in client.get("/v1/admin/users", headers=admin).json["data"]
+        if u["username"] == "bob"
+    )
+    added = client.post(
+        f"/v1/admin/groups/{group['id']}/members", json={"user_id": bob_id}, headers=admin
+    )
+    assert added.status_code in (200, 201, 204), added.json
+    created = client.post("/v1/auth/challenges", json={"app_name": "Bob's app"})
+    challenge_id = created.json["challenge_id"]
+    claimed = client.post(f"/v1/pairing/challenges/{challenge_id}/claim", headers=without_api_keys)
+    assert claimed.status_code == 200, claimed.json
+    redeemed = client.post(
+        "/v1/auth/api_keys", json={"challenge_id": challenge_id, "code": claimed.json["code"]}
+    )
+    assert redeemed.status_code == 201, redeemed.json
