@@ -43,6 +43,7 @@ from authsvc import create_app, keys, tokens, users
 from authsvc.config import DEFAULTS, RENAMED
 from authsvc.extensions import db
 from authsvc.models import ApiKey
+from tests.services import reset_schema
 
 BIN = Path(sys.executable).parent
 WRK_THREADS = 2
@@ -150,15 +151,6 @@ def server_environment(instance: Path, database_url: str, redis_url: str | None)
             f"RATELIMIT_STORAGE_OPTIONS = {{'key_prefix': {prefix!r}}}\n"
         )
     return environment
-
-
-def reset_schema(database_url: str) -> None:
-    """Empty the PostgreSQL database: the migrations build every table afresh."""
-    engine = create_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
 
 
 def migrated_app() -> Flask:

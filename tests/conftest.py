@@ -12,7 +12,7 @@ from flask_migrate import upgrade
 from authsvc import create_app, sessions
 from authsvc.config import DEFAULTS, RENAMED
 from authsvc.extensions import db
-from bench.http import reset_schema
+from tests.services import redis_server, reset_schema
 
 POSTGRES_URL = os.environ.get("AUTHSVC_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if POSTGRES_URL else [])
@@ -59,6 +59,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         upgrade()
         db.engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the suite's own, started on a free port (no Redis needs to be running)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def empty_tables() -> None:

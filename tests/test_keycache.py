@@ -6,7 +6,7 @@ made through the API and then checked with fresh connections, which both workers
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from tests.test_server import run_server
 
 ADMIN = {"username": "admin", "password": "admin-password-1234"}
 ROUNDS = 24  # fresh connections per check, spread over both workers
-REDIS_URL = "redis://127.0.0.1:6379/14"
+STREAM_POLLS = 6000  # × 10 ms: a minute for 40 answers, far beyond what a live stream needs
 MULTI_USER = {
     "AUTHSVC_MULTI_USER": "true",
     "AUTHSVC_ADMIN_USERNAME": ADMIN["username"],
@@ -151,14 +151,11 @@ def test_last_use_is_recorded_once_a_minute_across_workers(multi_user_server):
 
 
 @pytest.fixture
-def redis_limits() -> Iterator[str]:
-    """A Redis database of the tests' own, empty before and after."""
-    store = redis.Redis.from_url(REDIS_URL)
-    try:
-        store.flushdb()
-    except redis.ConnectionError as error:
-        pytest.fail(f"Redis at {REDIS_URL} is needed for the shared-limit tests: {error}")
-    yield REDIS_URL
+def redis_limits(redis_url: str) -> Iterator[str]:
+    """The suite's Redis, empty before and after."""
+    store = redis.Redis.from_url(redis_url)
+    store.flushdb()
+    yield redis_url
     store.flushdb()
 
 
@@ -194,6 +191,16 @@ def test_limits_hold_across_workers_with_redis(make_app, database_url, tmp_path,
         assert answers == [200] * 5 + [429] * (ROUNDS - 5)
 
 
+def wait_for(condition: Callable[[], bool], threads: list[threading.Thread]) -> None:
+    """Poll ``condition`` while every stream thread lives, a bounded number of times."""
+    for _ in range(STREAM_POLLS):
+        if condition():
+            return
+        assert all(thread.is_alive() for thread in threads), "a request stream died"
+        time.sleep(0.01)
+    pytest.fail("the request streams made no progress")
+
+
 def test_no_request_started_after_a_revocation_passes(multi_user_server):
     """Requests stream in from 8 threads while the key is revoked: every one that started
     after the revocation's 204 arrived is refused, in whichever worker it lands."""
@@ -214,12 +221,11 @@ def test_no_request_started_after_a_revocation_passes(multi_user_server):
     for thread in threads:
         thread.start()
     try:
-        while sum(status == 200 for _, status in answers) < 40:  # both workers cache it
-            time.sleep(0.01)
+        # Both workers cache it; the streams must stay alive (a dead one fails, never hangs).
+        wait_for(lambda: sum(status == 200 for _, status in answers) >= 40, threads)
         call("DELETE", f"{base}/v1/api-keys/{created.json()['id']}", admin)
         revoked_at = time.monotonic()
-        while sum(started > revoked_at for started, _ in answers) < 40:
-            time.sleep(0.01)
+        wait_for(lambda: sum(started > revoked_at for started, _ in answers) >= 40, threads)
     finally:
         stop.set()
         for thread in threads:

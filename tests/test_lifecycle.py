@@ -6,7 +6,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from bench.http import reset_schema
+from tests.services import reset_schema
 from tests.test_server import BIN, all_at_once, host_headers, run_server
 
 CONCURRENT = 16

@@ -1,7 +1,6 @@
 """Against a real gunicorn: two worker processes with threads, on the test database."""
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -18,18 +17,12 @@ from sqlalchemy import func, select
 from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent
 from tests.conftest import TEST_SECRET, bearer
+from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 THREADS = 20
 START_ATTEMPTS = 200  # × (up to 0.5 s request timeout + 0.1 s pause)
-
-
-def free_port() -> int:
-    """A port nobody listens on right now, chosen by the kernel."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def server_environment(database_url: str, **extra: str) -> dict[str, str]:
