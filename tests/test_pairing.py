@@ -11,7 +11,7 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import func, select
 
-from authsvc import settings
+from authsvc import pairing, settings
 from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent, Challenge
 from authsvc.tokens import is_well_formed
@@ -123,6 +123,18 @@ def test_happy_path(app, client):
 def test_challenge_ids_and_codes_are_random(app, client):
     ids = {create(client, f"App {n}") for n in range(5)}
     assert len(ids) == 5
+    assert all(len(challenge_id) >= 24 for challenge_id in ids)  # 18 bytes, 144 bits
+    with app.app_context():
+        codes = [
+            pairing.issue_challenge("App", f"10.0.{n // 250}.{n % 250}", None).code
+            for n in range(400)
+        ]
+    assert all(len(code) == 4 and code.isdigit() for code in codes)
+    # 400 draws from 10 000 codes repeat a handful of times; a guessable source repeats more.
+    assert len(set(codes)) > 370
+    # Every digit shows up in every position, leading zeros included.
+    for position in range(4):
+        assert {code[position] for code in codes} == set("0123456789")
 
 
 def test_challenge_lives_configured_ttl(make_app):
