@@ -30,8 +30,11 @@ def add_member(
     audit.record(event, actor_id=actor_id, subject_user_id=user_id, **{parent_column: parent_id})
     try:
         db.session.commit()
-    except IntegrityError:  # added concurrently: the outcome is the same
+    except IntegrityError:
         db.session.rollback()
+        if user_id not in member_ids(table, parent_column, parent_id):
+            raise  # not a concurrent add of the same member: a real fault, never hidden
+        # Added concurrently: the outcome is the same.
 
 
 def remove_member(

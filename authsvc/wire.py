@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, request
 from pydantic import BaseModel, Field
 from sqlalchemy import Select, func, select
+from werkzeug.exceptions import BadRequest
 
 from .errors import ApiError
 from .extensions import db
@@ -33,7 +34,9 @@ def parse_json_body() -> None:
         return
     try:
         body = request.get_json(force=True)
-    except Exception as error:  # werkzeug raises BadRequest with the decoder's message
+    # BadRequest: werkzeug's answer to a body the decoder refuses; nesting deeper than the
+    # decoder's recursion reaches raises RecursionError.
+    except (BadRequest, RecursionError) as error:
         raise ApiError(400, "bad input: the request body is not valid JSON") from error
     if not isinstance(body, dict):
         raise ApiError(400, "bad input: the request body must be a JSON object")

@@ -12,6 +12,7 @@ from authsvc.extensions import db
 from authsvc.models import ApiKey, Challenge
 from tests import conftest
 from tests.conftest import bearer
+from tests.keyhelpers import counts
 
 VERSION = "2025-11-08"
 ERROR_CODES = {
@@ -311,3 +312,17 @@ def test_secret_responses_are_not_cached(app, client):
     assert issued.headers["Cache-Control"] == "no-store"
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(ApiKey)) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 30000, b'{"a":' * 12000, b"\xff\xfe{}", b"{'a': 1}", b'{"app_name": "x"', b"\x00"],
+    ids=["deep-list", "deep-object", "not-utf8", "single-quotes", "truncated", "nul"],
+)
+def test_bodies_no_decoder_takes_are_400_and_change_nothing(app, client, body):
+    before = counts(app)
+    for path in ("/v1/auth/challenges", "/v1/api-keys"):
+        answer = client.post(path, data=body, content_type="application/json")
+        assert answer.status_code == 400, (path, answer.status_code, answer.get_data()[:200])
+        assert answer.json["code"] == "bad_request"
+    assert counts(app) == before
