@@ -1,4 +1,8 @@
-"""Database failures answer 503 in the error shape within a bounded time, and service resumes."""
+"""Database failures answer 503 in the error shape within a bounded time, and service resumes.
+
+The bounds are client timeouts and attempt counts, not measured durations: a call that hangs
+fails with a timeout; nothing here times how fast an answer came.
+"""
 
 import sqlite3
 import time
@@ -22,44 +26,44 @@ from tests.test_server import host_headers, run_server
 # Seconds for a 503 while PostgreSQL cannot be reached: with the default sslmode=prefer psycopg
 # makes two attempts (TLS, then plain), each bounded by the connect timeout.
 OUTAGE_BOUND = 2 * CONNECT_TIMEOUT + 5
-RECOVERY_BOUND = 20  # seconds for every call to succeed again once it can
+RECOVERY_ATTEMPTS = 40  # × (the calls + 0.5 s): every call succeeds again once it can
 
 
 def calls(
     base: str, headers: dict[str, str], secret: str
 ) -> dict[str, Callable[[], requests.Response]]:
-    """One call of each kind: host management, pairing, key use."""
+    """One call of each kind: host management, pairing, key use; each gives up (and so fails
+    its test) after ``OUTAGE_BOUND`` seconds without an answer."""
     return {
-        "list keys": lambda: requests.get(f"{base}/v1/api-keys", headers=headers, timeout=60),
-        "pair": lambda: requests.post(
-            f"{base}/v1/auth/challenges", json={"app_name": "Outage"}, timeout=60
+        "list keys": lambda: requests.get(
+            f"{base}/v1/api-keys", headers=headers, timeout=OUTAGE_BOUND
         ),
-        "use key": lambda: requests.get(f"{base}/v1/auth", headers=bearer(secret), timeout=60),
+        "pair": lambda: requests.post(
+            f"{base}/v1/auth/challenges", json={"app_name": "Outage"}, timeout=OUTAGE_BOUND
+        ),
+        "use key": lambda: requests.get(
+            f"{base}/v1/auth", headers=bearer(secret), timeout=OUTAGE_BOUND
+        ),
     }
 
 
-def assert_unavailable(name: str, call: Callable[[], requests.Response]) -> float:
-    """The call answers 503 with Retry-After, in the error shape, within the bound."""
-    started = time.monotonic()
+def assert_unavailable(name: str, call: Callable[[], requests.Response]) -> None:
+    """The call answers 503 with Retry-After, in the error shape (before its timeout)."""
     response = call()
-    elapsed = time.monotonic() - started
     assert response.status_code == 503, (name, response.text)
     assert response.json()["code"] == "service_unavailable", (name, response.text)
     assert int(response.headers["Retry-After"]) >= 1
-    assert elapsed < OUTAGE_BOUND, (name, elapsed)
-    return elapsed
 
 
-def await_recovery(named: dict[str, Callable[[], requests.Response]]) -> float:
-    """Seconds until every call succeeds again."""
-    started = time.monotonic()
-    while True:
+def await_recovery(named: dict[str, Callable[[], requests.Response]]) -> None:
+    """Every call succeeds again within a bounded number of rounds."""
+    for _ in range(RECOVERY_ATTEMPTS):
         statuses = {name: call().status_code for name, call in named.items()}
         if all(status < 300 for status in statuses.values()):
-            return time.monotonic() - started
+            return
         assert all(status in {503, 200, 201} for status in statuses.values()), statuses
-        assert time.monotonic() - started < RECOVERY_BOUND, statuses
         time.sleep(0.5)
+    pytest.fail(f"service did not resume: {statuses}")
 
 
 @pytest.mark.parametrize("outage", ["cut", "stall"])
