@@ -48,18 +48,23 @@ def rule_path(path: str) -> str:
     return clean_path(path).rstrip("/") or "/"
 
 
-def parse_rule(rule: str) -> tuple[str | None, str]:
-    """Split ``"GET /v1/spaces"`` into an optional method and a clean path."""
+def split_rule(rule: str) -> tuple[str | None, str]:
+    """Split ``"GET /v1/spaces"`` into an optional method and the path as written."""
     parts = rule.strip().split(None, 1)
     if len(parts) == 2 and parts[0].upper() in METHODS:
-        return parts[0].upper(), rule_path(parts[1])
-    return None, rule_path(rule.strip())
+        return parts[0].upper(), parts[1]
+    return None, rule.strip()
+
+
+def parse_rule(rule: str) -> tuple[str | None, str]:
+    """Split a rule into an optional method and a clean path (403 when the path is not)."""
+    method, path = split_rule(rule)
+    return method, rule_path(path)
 
 
 def is_valid_rule(rule: str) -> bool:
     """A rule is a clean path starting with ``/``, optionally after a method."""
-    parts = rule.strip().split(None, 1)
-    path = parts[1] if len(parts) == 2 and parts[0].upper() in METHODS else rule.strip()
+    path = split_rule(rule)[1]
     if " " in path or "?" in path or "#" in path:
         return False
     try:
