@@ -145,7 +145,7 @@ def touch(decision: keycache.Decision, client_ip: str | None) -> None:
     now = utcnow()
     last = decision.key.last_used_at
     if last is None or now - last >= LAST_USED_EVERY:
-        keycache.record_use(decision, now, now - LAST_USED_EVERY, client_ip)
+        keys.record_use(decision.key, now, now - LAST_USED_EVERY, client_ip)
 
 
 def request_target() -> str:

@@ -16,16 +16,14 @@ memory), at most ``MAX_ENTRIES`` of them, least recently used first out.
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import Flask, current_app, g
-from sqlalchemy import event, inspect, select, update
+from sqlalchemy import event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
-from sqlalchemy.orm.attributes import set_committed_value
 
 from . import settings, users
 from .extensions import db
@@ -246,22 +244,6 @@ def bump_on_statement(state: ORMExecuteState) -> None:
     table = getattr(state.statement, "table", None)
     if getattr(table, "name", None) in WATCHED:
         bump(state.session)
-
-
-def record_use(decision: Decision, when: datetime, since: datetime, client_ip: str | None) -> None:
-    """Record a use unless any worker recorded one after ``since``; commit; show it when kept."""
-    db.session.execute(
-        update(ApiKey)
-        .where(
-            ApiKey.id == decision.key.id,
-            ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at <= since),
-        )
-        .values(last_used_at=when, last_used_ip=client_ip)
-        .execution_options(synchronize_session=False, **{RECORDS_USE: True})
-    )
-    db.session.commit()
-    set_committed_value(decision.key, "last_used_at", when)
-    set_committed_value(decision.key, "last_used_ip", client_ip)
 
 
 def init_app(app: Flask) -> None:

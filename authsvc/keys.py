@@ -5,8 +5,9 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, keyfields, settings, tokens, users
+from . import audit, keycache, keyfields, settings, tokens, users
 from .clock import iso, utcnow
 from .database import lock, serialize
 from .errors import ApiError
@@ -268,3 +269,17 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
         "last_used_ip": key.last_used_ip,
         "revoked_at": iso(key.revoked_at),
     }
+
+
+def record_use(key: ApiKey, when: datetime, since: datetime, client_ip: str | None) -> None:
+    """Record a use unless any worker recorded one after ``since``; commit; show it on ``key``
+    (a row the key cache keeps, so it is set as committed, never flushed again)."""
+    db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key.id, ApiKey.last_used_at.is_(None) | (ApiKey.last_used_at <= since))
+        .values(last_used_at=when, last_used_ip=client_ip)
+        .execution_options(synchronize_session=False, **{keycache.RECORDS_USE: True})
+    )
+    db.session.commit()
+    set_committed_value(key, "last_used_at", when)
+    set_committed_value(key, "last_used_ip", client_ip)
