@@ -14,6 +14,7 @@ import redis
 import requests
 
 from tests.conftest import bearer
+from tests.test_keycache import ADMIN, MULTI_USER
 from tests.test_server import (
     all_at_once,
     free_port,
@@ -82,31 +83,33 @@ def test_a_key_limited_to_k_requests_gets_exactly_k(serve):
     assert refused.json()["message"] == "rate limit exceeded for this api key"
 
 
-def test_parallel_wrong_passwords_get_at_most_the_limits_worth_of_401s(serve):
-    base = serve(AUTHSVC_LOGIN_RATE_LIMIT="10 per minute")
-    answers = all_at_once(
-        30,
-        lambda i: requests.post(f"{base}/v1/session", json={"password": f"wrong-{i}"}, timeout=60),
-    )
+def log_in(base: str, password: str) -> requests.Response:
+    """The admin's login: its password hash takes a while to check, all the while in flight."""
+    body = {"username": ADMIN["username"], "password": password}
+    return requests.post(f"{base}/v1/session", json=body, timeout=60)
+
+
+@pytest.mark.parametrize("single_user", [True, False])
+def test_parallel_wrong_passwords_get_at_most_the_limits_worth_of_401s(serve, single_user):
+    if single_user:
+        base = serve(AUTHSVC_LOGIN_RATE_LIMIT="10 per minute")
+        right_password = owner_token()
+    else:
+        base = serve(AUTHSVC_LOGIN_RATE_LIMIT="10 per minute", **MULTI_USER)
+        right_password = ADMIN["password"]
+    answers = all_at_once(30, lambda i: log_in(base, f"wrong-{i}"))
     assert statuses(answers) == [401] * 10 + [429] * 20
     assert_limited(next(r for r in answers if r.status_code == 429), 10)
-    right = requests.post(f"{base}/v1/session", json={"password": owner_token()}, timeout=30)
-    assert_limited(right, 10)  # refused too while the limit holds
+    assert_limited(log_in(base, right_password), 10)  # refused too while the limit holds
 
 
 def test_right_passwords_give_their_reservation_back(serve):
-    base = serve(AUTHSVC_LOGIN_RATE_LIMIT="3 per minute")
-    logins = all_at_once(
-        12,
-        lambda _: requests.post(f"{base}/v1/session", json={"password": owner_token()}, timeout=60),
-    )
+    base = serve(AUTHSVC_LOGIN_RATE_LIMIT="3 per minute", **MULTI_USER)
+    logins = all_at_once(12, lambda _: log_in(base, ADMIN["password"]))
     # Parallel logins hold a reservation each while the password is checked: some may be
     # refused, but every one that was not got in, and none stays counted afterwards.
     assert set(statuses(logins)) <= {200, 429} and 200 in statuses(logins)
-    wrong = [
-        requests.post(f"{base}/v1/session", json={"password": "wrong"}, timeout=30).status_code
-        for _ in range(4)
-    ]
+    wrong = [log_in(base, "wrong").status_code for _ in range(4)]
     assert wrong == [401, 401, 401, 429]
 
 
