@@ -171,6 +171,43 @@ def test_keys_made_by_a_limited_key_count_against_its_limit(serve):
     assert requests.get(f"{base}/v1/auth", headers=bearer(unlimited), timeout=30).ok
 
 
+def test_every_creator_up_the_chain_counts_and_rotation_is_no_way_out(app, client):
+    """In one process: a key's creator, its creator's creator, and a rotated successor."""
+    limit = {"requests": 6, "per_seconds": 3600}
+
+    def create(headers: dict[str, str] | None, **fields: Any) -> dict[str, Any]:
+        answer = client.post(
+            "/v1/api-keys",
+            headers=headers,
+            json={"name": "k", "scopes": ["api", "manage"], **fields},
+        )
+        assert answer.status_code == 201, answer.json
+        return answer.json  # type: ignore[no-any-return]
+
+    parent = create(None, rate_limit=limit)
+    child = create(bearer(parent["api_key"]))  # the parent's first request of 6
+    grandchild = create(bearer(child["api_key"]))  # 2
+    assert grandchild["rate_limit"] == limit  # inherited, in a bucket of its own
+    rotated = client.post(f"/v1/api-keys/{child['id']}/rotate", headers=bearer(child["api_key"]))
+    assert rotated.status_code == 201  # 3
+    successor = rotated.json["api_key"]
+    users = [grandchild["api_key"], successor, grandchild["api_key"]]  # 4, 5, 6
+    assert [client.get("/v1/auth", headers=bearer(s)).status_code for s in users] == [200] * 3
+    for secret in (grandchild["api_key"], successor):
+        refused = client.get("/v1/auth", headers=bearer(secret))
+        assert (refused.status_code, refused.json["message"]) == (
+            429,
+            "rate limit exceeded for the api key that created this one",
+        )
+    refused = client.get("/v1/auth", headers=bearer(parent["api_key"]))
+    assert (refused.status_code, refused.json["message"]) == (
+        429,
+        "rate limit exceeded for this api key",
+    )
+    # Keys the host makes with its session count against nobody else's limit.
+    assert client.get("/v1/auth", headers=bearer(create(None)["api_key"])).status_code == 200
+
+
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Any]:
     """A redis-server of the test's own on a free port, which the test may stop and start."""
@@ -202,3 +239,51 @@ def redis_server(tmp_path: Path) -> Iterator[Any]:
     yield start
     while running:
         stop()
+
+
+def create_challenges(base: str, count: int) -> list[int]:
+    return [
+        requests.post(f"{base}/v1/auth/challenges", json={"app_name": "A"}, timeout=30).status_code
+        for _ in range(count)
+    ]
+
+
+def test_limits_keep_holding_through_a_redis_outage(serve, redis_server, tmp_path):
+    store = redis_server()
+    base = serve(
+        AUTHSVC_RATELIMIT_STORAGE_URI=store,
+        AUTHSVC_CHALLENGE_RATE_LIMIT="4 per minute",
+        AUTHSVC_MAX_PENDING_PER_CLIENT="100",
+    )
+    key = make_key(base, host_headers(base), rate_limit={"requests": 3, "per_seconds": 3600})
+    assert create_challenges(base, 1) == [201]
+    assert redis.Redis.from_url(store).keys("LIMITS*")  # counted in Redis while it is up
+
+    redis_server.stop()
+    # The owner still logs in; pairing and keys keep working, with their limits, in one
+    # count for the instance's workers.
+    assert requests.post(f"{base}/v1/session", json={"password": owner_token()}, timeout=30).ok
+    assert create_challenges(base, 5) == [201] * 4 + [429]
+    answers = parallel_get(base, [key["api_key"]], count=8)
+    assert statuses(answers) == [200] * 3 + [429] * 5
+    wrong = [
+        requests.post(f"{base}/v1/session", json={"password": "wrong"}, timeout=30).status_code
+        for _ in range(11)
+    ]
+    assert wrong == [401] * 10 + [429]
+
+    redis_server()  # back, empty: the next count lands there again, without a restart
+    for _ in range(100):
+        if create_challenges(base, 1) == [201]:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("limits never counted in Redis again")
+    assert redis.Redis.from_url(store).keys("LIMITS*")
+
+    (log,) = tmp_path.glob("server-*.log")
+    output = log.read_text()
+    assert "Traceback" not in output, output
+    lost = output.count(f"rate-limit store {store} unreachable")
+    assert 1 <= lost <= 2, output  # once per worker, not once per request
+    assert "is back: counting there again" in output, output
