@@ -24,7 +24,7 @@ class FallbackStorage(Storage):
     """Count in ``primary``; in ``fallback`` while ``primary`` fails."""
 
     def __init__(self, primary: Storage, fallback: Storage, name: str) -> None:
-        super().__init__()
+        super().__init__(wrap_exceptions=True)  # the fallback's failures: StorageError
         self.primary = primary
         self.fallback = fallback
         self.name = name  # how the log names the primary store (no password)

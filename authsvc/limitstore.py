@@ -50,8 +50,8 @@ class SQLiteStorage(Storage):
         self.increments = 0
 
     @property
-    def base_exceptions(self) -> type[Exception]:
-        return sqlite3.Error
+    def base_exceptions(self) -> tuple[type[Exception], ...]:
+        return (sqlite3.Error, OSError)  # OSError: the file cannot be made
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, opened in this process (never one inherited by a fork).

@@ -111,7 +111,7 @@ def open_storage(app: Flask) -> Storage:
     options = dict(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {})
     scheme = uri.partition("://")[0]
     if scheme not in SHARED_SCHEMES:
-        storage: Storage = storage_from_string(uri, **options)  # type: ignore[assignment]
+        storage: Storage = storage_from_string(uri, wrap_exceptions=True, **options)  # type: ignore[assignment]
         return storage
     shared = storage_from_string(uri, **{**REDIS_TIMEOUTS, **options})
     own = SQLiteStorage(instance_uri(app.instance_path))

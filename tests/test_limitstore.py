@@ -134,3 +134,12 @@ def test_an_unreachable_store_hands_counting_over_and_takes_it_back(tmp_path, re
             == f"rate-limit store {uri} is back: counting there again"
         )
         assert len(caplog.records) == 2
+
+
+def test_a_store_that_cannot_count_answers_503(make_app, tmp_path):
+    taken = tmp_path / "limits.sqlite3"
+    taken.mkdir()  # a folder where the file should be: nothing can be counted
+    app = make_app(RATELIMIT_STORAGE_URI=instance_uri(str(tmp_path)))
+    answer = app.test_client().post("/v1/auth/challenges", json={"app_name": "x"})
+    assert (answer.status_code, answer.json["message"]) == (503, "rate-limit store unavailable")
+    assert answer.headers["Retry-After"] == "5"
