@@ -90,9 +90,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         return error.response  # already in our shape (validation callback)
     status = error.code or 500
     message = (error.description or error.name).rstrip(".")
-    if status == 429:
-        message = f"rate limit exceeded: {error.description}"
-    elif status == 413:
+    if status == 413:
         message = "request body too large: the limit is 64 KB"
     response = error_response(status, message)
     allowed = getattr(error, "valid_methods", None)
