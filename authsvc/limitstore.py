@@ -27,7 +27,7 @@ SCHEMA = (
 INCREMENT = """
 INSERT INTO counters (key, count, expires_at) VALUES (:key, max(:amount, 0), :expires_at)
 ON CONFLICT (key) DO UPDATE SET
-    count = CASE WHEN expires_at <= :now THEN max(:amount, 0) ELSE count + :amount END,
+    count = CASE WHEN expires_at <= :now THEN max(:amount, 0) ELSE max(count + :amount, 0) END,
     expires_at = CASE WHEN expires_at <= :now THEN :expires_at ELSE expires_at END
 RETURNING count
 """
