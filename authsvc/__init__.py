@@ -43,13 +43,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
 
 def register_extensions(app: OpenAPI) -> None:
     """Bind the extension objects and the modules that hook into requests."""
-    from . import database, keycache, purge, sessions, users
-    from .extensions import db, limiter, migrate
+    from . import database, keycache, purge, ratelimits, sessions, users
+    from .extensions import db, migrate
 
     database.init_app(app)
     keycache.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(__file__), "..", "migrations"))
-    limiter.init_app(app)
+    ratelimits.init_app(app)
     sessions.init_app(app)
     users.init_app(app)
     purge.init_app(app)

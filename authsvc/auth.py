@@ -77,7 +77,7 @@ def check_key(secret: str, method: str, path: str | None, client_ip: str | None)
     if owner is None or owner.suspended:
         raise unauthorized("invalid api key")
     check_restrictions(decision, values, method, path, client_ip)
-    check_rate_limit(key)
+    check_rate_limits(decision)
     touch(decision, client_ip)
     # The kept rows themselves, detached: callers read them; changes go through a fresh load.
     return Caller(user=owner, key=key, permissions=decision.permissions)
@@ -132,12 +132,20 @@ def reaches_organization(decision: keycache.Decision, organization_id: str) -> b
     return wanted in {member.lower() for member in decision.organization_ids}
 
 
-def check_rate_limit(key: ApiKey) -> None:
-    """A key's own ``rate_limit``, counted in the shared Flask-Limiter storage."""
-    if not key.rate_limit:
-        return
-    item = RateLimitItemPerSecond(key.rate_limit["requests"], key.rate_limit["per_seconds"])
-    ratelimits.enforce([item], "rate limit exceeded for this api key", "api-key", key.id)
+def check_rate_limits(decision: keycache.Decision) -> None:
+    """The key's own ``rate_limit``, then those of the keys that created it: a limited key
+    cannot multiply its rate by minting children. Each request counts in every bucket."""
+    key = decision.key
+    if key.rate_limit:
+        enforce_key_limit(key.id, key.rate_limit, "rate limit exceeded for this api key")
+    for creator_id, rate_limit in decision.creator_limits:
+        message = "rate limit exceeded for the api key that created this one"
+        enforce_key_limit(creator_id, rate_limit, message)
+
+
+def enforce_key_limit(key_id: str, rate_limit: dict[str, int], message: str) -> None:
+    item = RateLimitItemPerSecond(rate_limit["requests"], rate_limit["per_seconds"])
+    ratelimits.enforce([item], message, "api-key", key_id)
 
 
 def touch(decision: keycache.Decision, client_ip: str | None) -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, client, create_app, keys, pairing, purge, server, sessions, users
+from . import audit, client, create_app, keys, pairing, purge, ratelimits, server, sessions, users
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
@@ -94,10 +94,10 @@ def serve(app: Flask, host: str, port: int, workers: int | None, access_log: boo
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
     click.echo(f"open the host's pages (this link logs you in): {login_link(app, host, port)}")
     count = workers or server.default_workers()
-    if count > 1 and app.config["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+    if count > 1 and ratelimits.counts_per_process(app):
         click.echo(
-            f"note: rate limits are counted in each of the {count} workers on its own; set "
-            "AUTHSVC_RATELIMIT_STORAGE_URI=redis://… to share them",
+            f"note: with memory:// rate limits are counted in each of the {count} workers on "
+            "its own; unset AUTHSVC_RATELIMIT_STORAGE_URI to count them once for the instance",
             err=True,
         )
     # Workers must not inherit the master's connections: two processes on one socket corrupt

@@ -1,5 +1,6 @@
 """The one source of "now", so freezegun controls every timestamp."""
 
+import time
 from datetime import UTC, datetime
 
 
@@ -18,3 +19,8 @@ def iso(moment: datetime | None) -> str | None:
 def epoch(moment: datetime) -> int:
     """Seconds since the Unix epoch of a stored (naive UTC) datetime."""
     return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def unix_time() -> float:
+    """Seconds since the Unix epoch, with fractions (the clock of the rate-limit counters)."""
+    return time.time()

@@ -33,8 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "ENABLE_API_KEYS": True,
     "ENABLE_API_KEYS_ENDPOINT_RESTRICTIONS": False,
     "API_KEYS_ALLOWED_ENDPOINTS": [],
-    "RATELIMIT_STORAGE_URI": "memory://",
-    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "",  # the instance's own store, shared by its workers
 }
 
 # Environment names that map onto a differently named Flask setting.

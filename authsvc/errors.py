@@ -4,6 +4,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
+from limits.errors import StorageError
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -89,9 +90,7 @@ def handle_http_exception(error: HTTPException) -> Response:
         return error.response  # already in our shape (validation callback)
     status = error.code or 500
     message = (error.description or error.name).rstrip(".")
-    if status == 429:
-        message = f"rate limit exceeded: {error.description}"
-    elif status == 413:
+    if status == 413:
         message = "request body too large: the limit is 64 KB"
     response = error_response(status, message)
     allowed = getattr(error, "valid_methods", None)
@@ -121,6 +120,17 @@ def handle_database_error(error: Exception) -> Response:
     )
 
 
+def handle_limit_store_error(error: StorageError) -> Response:
+    """503 while the rate-limit store cannot count: no request goes through uncounted."""
+    log.warning("rate-limit store unavailable: %s", error.storage_error)
+    return error_response(
+        503,
+        "rate-limit store unavailable",
+        {"Retry-After": str(RETRY_AFTER_SECONDS)},
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     log.exception("unhandled error", exc_info=error)
     return error_response(500, "internal server error")
@@ -132,4 +142,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(PoolTimeoutError, handle_database_error)
+    app.register_error_handler(StorageError, handle_limit_store_error)
     app.register_error_handler(Exception, handle_unexpected)

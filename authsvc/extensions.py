@@ -1,7 +1,5 @@
 """Extension objects, created unbound; the factory binds them to the app."""
 
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
@@ -24,4 +22,3 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate(render_as_batch=True)
-limiter = Limiter(key_func=get_remote_address)

@@ -61,6 +61,8 @@ class Decision:
     owner: User | None
     permissions: frozenset[str]
     organization_ids: frozenset[str]
+    # (id, rate_limit) of each key up the chain of creators that has a rate limit.
+    creator_limits: tuple[tuple[str, dict[str, int]], ...] = ()
 
 
 class KeyCache:
@@ -199,7 +201,21 @@ def load(session: Session, digest: str, values: dict[str, Any]) -> Decision | No
         owner=owner,
         permissions=users.granted_permissions(session, owner, values["default_permissions"]),
         organization_ids=frozenset(users.organization_ids(owner, session)),
+        creator_limits=creator_limits(session, key),
     )
+
+
+def creator_limits(session: Session, key: ApiKey) -> tuple[tuple[str, dict[str, int]], ...]:
+    """The rate limits of the keys that created this one, its creator's creator and so on."""
+    found = []
+    creator = session.get(ApiKey, key.created_by_key_id) if key.created_by_key_id else None
+    while creator is not None:
+        if creator.rate_limit:
+            found.append((creator.id, creator.rate_limit))
+        creator = (
+            session.get(ApiKey, creator.created_by_key_id) if creator.created_by_key_id else None
+        )
+    return tuple(found)
 
 
 def bump(session: Session) -> None:

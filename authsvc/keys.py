@@ -162,10 +162,14 @@ def issue_key(
     actor_id: str | None,
     parent: ApiKey | None = None,
 ) -> tuple[ApiKey, str]:
-    """Validate and create a key for ``owner``, narrowed to ``parent`` when a key asks; commit."""
+    """Validate and create a key for ``owner``, narrowed to ``parent`` when a key asks; commit.
+
+    A key made by a key counts against its creator's rate limit too (see ``auth``).
+    """
     if parent is not None:
         fields = keyfields.inherit(parent, fields)
         keyfields.require_within(parent, fields)
+        fields = {**fields, "created_by_key_id": parent.id}
     check_organization(owner, fields.get("organization_id"))
     one_per_organization = settings.current()["one_key_per_organization"]
     if fields.get("organization_id") and one_per_organization:
@@ -231,7 +235,8 @@ def rotate_key(
     if not set_revoked_at(key, revoke_at, ApiKey.revoked_at.is_(None)):
         db.session.rollback()
         raise ApiError(409, "api key already revoked")
-    fields = keyfields.fields_of(key)
+    # The successor counts against the same creator's rate limit: rotating is no way out.
+    fields = {**keyfields.fields_of(key), "created_by_key_id": key.created_by_key_id}
     owner = db.session.get_one(User, key.owner_id)
     new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
     record_revocation(key, actor_id, revoke_at)

@@ -97,6 +97,10 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     last_used_at: Mapped[datetime | None]
     last_used_ip: Mapped[str | None] = mapped_column(String(64))
     revoked_at: Mapped[datetime | None]
+    # The key that created this one (through the API): its rate limit counts this key too.
+    created_by_key_id: Mapped[str | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
+    )
 
     # A user's keys, newest first; also serves every lookup by owner alone.
     __table_args__ = (Index("ix_api_keys_owner_id_created_at", "owner_id", "created_at"),)

@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, case, func, or_, select, true, update
 
-from . import audit, counters, keys, settings, users
+from . import audit, counters, keys, ratelimits, settings, users
 from .clock import epoch, iso, utcnow
 from .database import get_or_404, serialize
 from .errors import ApiError
@@ -61,18 +61,8 @@ def check_pending_caps(client_ip: str | None, now: datetime) -> None:
         )
         count, first_expiry = db.session.execute(waiting).one()
         if count >= cap:
-            retry_after = max(1, int((first_expiry - now).total_seconds()) + 1)
-            raise ApiError(
-                429,
-                f"too many pending challenges for {whom}",
-                headers={
-                    "Retry-After": str(retry_after),
-                    "X-RateLimit-Limit": str(cap),
-                    "X-RateLimit-Remaining": "0",
-                    "X-RateLimit-Reset": str(epoch(now) + retry_after),
-                },
-                retry_after=retry_after,
-            )
+            reset_at = epoch(first_expiry) + 1  # a place is free once the first one expires
+            raise ratelimits.refusal(cap, reset_at, f"too many pending challenges for {whom}")
 
 
 def issue_challenge(

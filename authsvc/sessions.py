@@ -96,12 +96,16 @@ def check_credentials(
 
     ``owner`` is the single-user owner, who logs in with the owner password; None in
     multi-user mode, where accounts log in with their username. Failures count per client
-    address and per username; while either limit holds, even the right password is refused.
+    address and per username, reserved before the password is checked (so concurrent wrong
+    passwords never get more than the limit's worth of 401s) and given back when it is right;
+    while either limit holds, even the right password is refused.
     """
     limits = ratelimits.parse(current_app.config["AUTHSVC_LOGIN_RATE_LIMIT"])
-    subjects = [("login-address", client_ip or "unknown"), ("login-user", username or "")]
-    for subject in subjects:
-        ratelimits.refuse_if_exhausted(limits, "too many failed logins: try again later", *subject)
+    subjects: list[tuple[str, ...]] = [
+        ("login-address", client_ip or "unknown"),
+        ("login-user", username or ""),
+    ]
+    ratelimits.reserve(limits, "too many failed logins: try again later", subjects)
     if owner is None:
         user = db.session.scalar(select(User).where(User.username == (username or "")))
         # Hash even for unknown users, so timing does not reveal which usernames exist.
@@ -112,11 +116,10 @@ def check_credentials(
         user = owner
         valid = hmac.compare_digest(expected.encode(), password.encode())
     if not valid or user is None or user.suspended:
-        for subject in subjects:
-            ratelimits.hit(limits, *subject)
         audit.record("login.failed", subject_user_id=user.id if user else None, username=username)
         db.session.commit()
         raise ApiError(401, "invalid username or password")
+    ratelimits.give_back(limits, subjects)
     return user
 
 

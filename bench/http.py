@@ -9,7 +9,10 @@ run. wrk and the pairing client run on the same machine as the server and compet
 
 SQLite in the temporary folder by default. ``--database URL`` (PostgreSQL) WIPES THAT DATABASE:
 the benchmark drops and recreates its ``public`` schema first. Give it a database of its own.
-``--redis URL`` keeps the rate limits in Redis, under a key prefix of this run's own.
+Rate limits count in the instance's own store (a SQLite file shared by the workers), as
+``authsvc serve`` does by default; ``--redis URL`` keeps them in Redis, under a key prefix of
+this run's own. One key has a ``rate_limit`` (too high to refuse anything): its row next to the
+plain key's shows what counting costs on the hot path.
 """
 
 import argparse
@@ -58,6 +61,8 @@ LIMITS = {
     "AUTHSVC_MAX_PENDING_TOTAL": "100000",
 }
 BASELINE = "public GET /"
+# Counted on every request, never reached: a billion a minute.
+HIGH_RATE_LIMIT = {"requests": 1_000_000_000, "per_seconds": 60}
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 TIME = r"([\d.]+)(us|ms|s|m|h)"
 
@@ -141,11 +146,11 @@ def server_environment(instance: Path, database_url: str, redis_url: str | None)
         {
             "AUTHSVC_INSTANCE_PATH": str(instance),
             "AUTHSVC_DATABASE_URL": database_url,
-            "AUTHSVC_RATELIMIT_STORAGE_URI": redis_url or "memory://",
             **LIMITS,
         }
     )
     if redis_url:
+        environment["AUTHSVC_RATELIMIT_STORAGE_URI"] = redis_url
         prefix = f"authsvc-bench-{secrets.token_hex(4)}"
         (instance / "config.py").write_text(
             f"RATELIMIT_STORAGE_OPTIONS = {{'key_prefix': {prefix!r}}}\n"
@@ -162,11 +167,13 @@ def migrated_app() -> Flask:
 
 
 def fixture_keys(app: Flask) -> dict[str, str]:
-    """The measured key, the verifying caller's key (both the owner's: an admin in single-user
-    mode, so it has verify_keys) and a well-formed key that does not exist."""
+    """The measured keys (one with a rate limit), the verifying caller's key (all the owner's:
+    an admin in single-user mode, so it has verify_keys) and a well-formed key that does not
+    exist."""
     with app.app_context():
         owner = users.get_owner()
         _, measured = keys.create_key(owner, "bench measured", "cli")
+        _, limited = keys.create_key(owner, "bench limited", "cli", rate_limit=HIGH_RATE_LIMIT)
         _, verifier = keys.create_key(owner, "bench verifier", "cli")
         db.session.commit()
         unknown = tokens.generate(keys.key_prefix())
@@ -175,6 +182,7 @@ def fixture_keys(app: Flask) -> dict[str, str]:
         db.engine.dispose()
     return {
         "valid": measured,
+        "limited": limited,
         "verifier": verifier,
         "unknown": unknown,
         "malformed": prefix + "A" * tokens.RANDOM_LENGTH + "0" * tokens.CHECKSUM_LENGTH,
@@ -252,6 +260,13 @@ def scenarios(fixtures: dict[str, str]) -> list[Scenario]:
     return [
         Scenario(BASELINE, "GET", "/", 200),
         Scenario("GET /v1/auth, valid key", "GET", "/v1/auth", 200, valid),
+        Scenario(
+            "GET /v1/auth, valid key with a rate_limit",
+            "GET",
+            "/v1/auth",
+            200,
+            bearer(fixtures["limited"]),
+        ),
         Scenario(
             "GET /v1/auth, malformed key", "GET", "/v1/auth", 401, bearer(fixtures["malformed"])
         ),
@@ -562,7 +577,8 @@ def footer(runs: list[Run], args: argparse.Namespace, database: str) -> list[str
         "1-minute load average as each run began (includes this benchmark's own earlier work): "
         + ", ".join(f"{run.load:.2f} ({run.keys:,} keys)" for run in runs),
         f"machine: {machine()}; wrk and the pairing client run on the same machine as the server",
-        f"database: {database}; rate limits: {args.redis or 'memory:// (per worker)'}",
+        f"database: {database}; rate limits: "
+        f"{args.redis or 'the instance store (SQLite file shared by the workers)'}",
         f"server: authsvc serve --workers {args.workers}; wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS}"
         f" -d{args.duration}s --latency, loopback",
         f"date: {datetime.now().astimezone().isoformat(timespec='seconds')}",

@@ -15,6 +15,7 @@ import requests
 from sqlalchemy import func, select
 
 from authsvc.extensions import db
+from authsvc.limitstore import SQLiteStorage, instance_uri
 from authsvc.models import ApiKey, AuditEvent
 from tests.conftest import TEST_SECRET, bearer
 from tests.services import free_port
@@ -68,8 +69,10 @@ def run_server(
 ) -> Iterator[str]:
     """Start a server (by default 2 gunicorn workers) on a free loopback port; yield its URL.
 
-    Its output goes to ``log_dir/server-<port>.log``.
+    Its output goes to ``log_dir/server-<port>.log``. It starts with no rate-limit counts:
+    the tests' servers share one instance folder, and with it the instance's counter store.
     """
+    SQLiteStorage(instance_uri(os.environ["AUTHSVC_INSTANCE_PATH"])).reset()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = log_dir / f"server-{port}.log"
@@ -129,12 +132,14 @@ def create_challenge(base: str, app_name: str = "Server Test") -> str:
     return str(created.json()["challenge_id"])
 
 
+def owner_token() -> str:
+    """The owner's password, generated into the tests' instance folder."""
+    return (Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "owner_token").read_text().strip()
+
+
 def host_headers(base: str) -> dict[str, str]:
     """Log the owner in over HTTP with the owner token from the instance folder."""
-    path = Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "owner_token"
-    login = requests.post(
-        f"{base}/v1/session", json={"password": path.read_text().strip()}, timeout=30
-    )
+    login = requests.post(f"{base}/v1/session", json={"password": owner_token()}, timeout=30)
     assert login.status_code == 200, login.text
     return bearer(login.json()["token"])
 
@@ -313,8 +318,8 @@ def test_concurrent_wrong_codes_never_overdraw_the_budget(budget_server, make_ap
 
 
 def serve_command(port: int) -> list[str]:
-    """``authsvc serve --access-log`` as a person starts it, on a loopback port."""
-    return [str(BIN / "authsvc"), "serve", "--access-log", "--port", str(port)]
+    """``authsvc serve --workers 2 --access-log`` as a person starts it, on a loopback port."""
+    return [str(BIN / "authsvc"), "serve", "--workers", "2", "--access-log", "--port", str(port)]
 
 
 def test_access_log_holds_neither_code_nor_key(make_app, database_url, tmp_path):
