@@ -39,12 +39,13 @@ def redis_binary() -> str | None:
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A Redis of the tests' own on a free loopback port, keeping nothing on disk; its URL."""
+def redis_server(folder: Path, port: int | None = None) -> Iterator[str]:
+    """A Redis of the tests' own on loopback (a free port unless given), keeping nothing on
+    disk; its URL. Leaving the context kills it, as an outage would."""
     binary = redis_binary()
     if binary is None:
         raise RuntimeError("redis-server is not installed: run ./scripts/test, which installs it")
-    port = free_port()
+    port = port or free_port()
     options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     process = subprocess.Popen(
         [binary, *options, "--dir", str(folder)],
@@ -67,5 +68,5 @@ def redis_server(folder: Path) -> Iterator[str]:
         client.close()
         yield url
     finally:
-        process.terminate()
+        process.kill()
         process.wait(timeout=10)

@@ -2,7 +2,6 @@
 one count for the instance, taken before the work, so parallel requests never overshoot.
 And with Redis, through an outage: counting goes on in the instance's own store."""
 
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -13,6 +12,7 @@ import pytest
 import redis
 import requests
 
+from tests import services
 from tests.conftest import bearer
 from tests.test_keycache import ADMIN, MULTI_USER
 from tests.test_server import (
@@ -210,35 +210,16 @@ def test_every_creator_up_the_chain_counts_and_rotation_is_no_way_out(app, clien
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[Any]:
-    """A redis-server of the test's own on a free port, which the test may stop and start."""
+    """A Redis of the test's own on one free port, which the test may stop and start again."""
     port = free_port()
-    running: list[subprocess.Popen[bytes]] = []
+    running = ExitStack()
 
     def start() -> str:
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-        )
-        running.append(process)
-        client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                time.sleep(0.05)
-        return f"redis://127.0.0.1:{port}/0"
+        return running.enter_context(services.redis_server(tmp_path, port))
 
-    def stop() -> None:
-        process = running.pop()
-        process.kill()
-        process.wait()
-
-    start.stop = stop  # type: ignore[attr-defined]
-    yield start
-    while running:
-        stop()
+    start.stop = running.close  # type: ignore[attr-defined]
+    with running:
+        yield start
 
 
 def create_challenges(base: str, count: int) -> list[int]:
