@@ -3,6 +3,7 @@
 from typing import Any
 
 from flask import Response, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, StrictStr
 from werkzeug.routing import PathConverter
@@ -129,7 +130,10 @@ class ForwardedPath(BaseModel):
     path: str
 
 
-api.record_once(lambda state: state.app.url_map.converters.setdefault("rest", Rest))
+@api.record_once
+def add_converter(state: BlueprintSetupState) -> None:
+    """Before the routes below are added to the app."""
+    state.app.url_map.converters["rest"] = Rest
 
 
 # merge_slashes off: a doubled "/" is refused by the path parser, not redirected by routing.
@@ -175,7 +179,7 @@ for register in (api.post, api.put, api.patch, api.delete):
 api.add_url_rule(
     APPENDED,
     "forward_auth_appended_options",
-    forward_auth_appended.view,  # type: ignore[attr-defined]
+    forward_auth_appended.view,
     methods=["OPTIONS"],
     provide_automatic_options=False,
     merge_slashes=False,
