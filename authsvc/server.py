@@ -69,8 +69,17 @@ def serve(
     }
     if unix_socket is not None:
         # Mode 0660 from the moment it exists: only its owner and group (the proxy) connect.
-        options.update(bind=[options["bind"], f"unix:{unix_socket}"], umask=UNIX_SOCKET_UMASK)
+        options.update(
+            bind=[options["bind"], f"unix:{unix_socket}"],
+            umask=UNIX_SOCKET_UMASK,
+            when_ready=lambda _server: give_folder_group(unix_socket),
+        )
     Server(app, options).run()
+
+
+def give_folder_group(path: str) -> None:
+    """Give the socket its folder's group, which gunicorn replaced by the process's own."""
+    os.chown(path, -1, os.stat(os.path.dirname(os.path.abspath(path))).st_gid)
 
 
 def forget_inherited_connections(app: Flask) -> None:
