@@ -435,3 +435,40 @@ def test_authsvc_down_the_proxy_refuses(name, tmp_path, echo):
         status, _, _ = Proxy(port).request("GET", "/app/public", bearer("sk-" + "A" * 46))
     assert status in {500, 502, 503}, status
     assert seen == []
+
+
+class UnixConnection(http.client.HTTPConnection):
+    """HTTP over a Unix socket: what a proxy on this machine does."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=30)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(str(self.path))
+
+
+def whoami_status(connection: http.client.HTTPConnection, secret: str, claimed: str) -> int:
+    """GET /v1/auth with a key, claiming to speak for a client at ``claimed``."""
+    try:
+        connection.request(
+            "GET", "/v1/auth", headers={**bearer(secret), "X-Forwarded-For": claimed}
+        )
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def test_only_the_unix_socket_speaks_for_clients(make_app, database_url, tmp_path, socket_folder):
+    """With AUTHSVC_TRUSTED_PROXIES=unix, a local program on 127.0.0.1 claims no address."""
+    app = make_app()
+    _, inside = make_key(app, make_user(app), allowed_ips=["10.0.0.0/8"])
+    unix_socket = socket_folder / "authsvc.sock"
+    serve = authsvc_serve(unix_socket)
+    with run_server(database_url, tmp_path, serve, AUTHSVC_TRUSTED_PROXIES="unix") as base:
+        port = int(base.rpartition(":")[2])
+        assert whoami_status(UnixConnection(unix_socket), inside, "10.1.2.3") == 200
+        assert whoami_status(UnixConnection(unix_socket), inside, "192.0.2.1") == 403
+        tcp = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        assert whoami_status(tcp, inside, "10.1.2.3") == 403
