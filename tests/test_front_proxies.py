@@ -342,6 +342,7 @@ TABLE = [
     ("encoded slash", "public", "GET", "/app/admin%2f..%2fpublic", {}, 403),
     ("double encoding", "public", "GET", "/app/admin/%252e%252e%252fpublic", {}, 403),
     ("doubled slash", "public", "GET", "/app/public//admin", {}, 403),
+    ("encoded query", "public", "GET", "/app/public%3f/../admin", {}, 403),
     ("backslash", "public", "GET", "/app/public\\..\\admin", {}, 403),
     # Organization ids in any spelling.
     ("own organization", "scoped", "GET", "/v1/spaces/{mine}/objects", {}, 200),

@@ -283,6 +283,9 @@ APPENDED = [
     ("GET", "/v1/auth/forward/app/public/..;/admin", {}, 403, AMBIGUOUS),
     ("GET", "/v1/auth/forward/app/public\\..\\admin", {}, 403, AMBIGUOUS),
     ("GET", "/v1/auth/forward//app/public", {}, 403, AMBIGUOUS),
+    # Decoded, "%3f" would end the path: /app/public, where the upstream serves /admin.
+    ("GET", "/v1/auth/forward/app/public%3f/../../admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public%3Fx", {}, 403, AMBIGUOUS),
     ("GET", "/v1/auth/forward/app//public", {}, 403, AMBIGUOUS),
     ("GET", "/v1/auth/forward%2fapp/public", {}, 403, AMBIGUOUS),
     ("GET", "/v1/auth/%66orward/app/public", {}, 403, AMBIGUOUS),
