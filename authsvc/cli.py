@@ -86,8 +86,15 @@ def echo_rows(rows: list[dict[str, Any]], as_json: bool, line: Any) -> None:
     "--workers", type=click.IntRange(min=1), help="Worker processes [default: one per core]."
 )
 @click.option("--access-log", is_flag=True, help="Log every request (never its query string).")
+@click.option(
+    "--unix-socket",
+    type=click.Path(dir_okay=False),
+    help="Also listen on this Unix socket (mode 0660), for a proxy on this machine.",
+)
 @click.pass_obj
-def serve(app: Flask, host: str, port: int, workers: int | None, access_log: bool) -> None:
+def serve(
+    app: Flask, host: str, port: int, workers: int | None, access_log: bool, unix_socket: str | None
+) -> None:
     """Apply migrations, then serve the API."""
     upgrade()
     users.bootstrap()
@@ -103,7 +110,9 @@ def serve(app: Flask, host: str, port: int, workers: int | None, access_log: boo
     # Workers must not inherit the master's connections: two processes on one socket corrupt
     # each other's conversations, and an open transaction would hold its locks for good.
     close_database()
-    server.serve(app, host, port, workers, access_log)
+    if unix_socket is not None:
+        click.echo(f"and on unix:{unix_socket} (mode 0660: its owner and group)")
+    server.serve(app, host, port, workers, access_log, unix_socket)
 
 
 @main.command(name="owner-token")

@@ -13,6 +13,7 @@ DEFAULT_PORT = 31009
 # The request line without its query string: legacy pairing sends the code in the query.
 ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 THREADS = 4
+UNIX_SOCKET_UMASK = 0o117  # a socket is made 0777 less the umask: 0660
 
 
 def default_workers() -> int:
@@ -49,14 +50,36 @@ class Server(BaseApplication):
         return self.application
 
 
-def serve(app: Flask, host: str, port: int, workers: int | None, access_log: bool) -> None:
-    """Run ``app`` under gunicorn; workers drop the connections they inherit from the master."""
+def serve(
+    app: Flask,
+    host: str,
+    port: int,
+    workers: int | None,
+    access_log: bool,
+    unix_socket: str | None = None,
+) -> None:
+    """Run ``app`` under gunicorn; workers drop the connections they inherit from the master.
+
+    ``unix_socket`` adds a Unix socket beside the TCP port, for a proxy on this machine.
+    """
     options = {
         "bind": f"{host}:{port}",
         **settings(workers, access_log),
         "post_fork": lambda _server, _worker: forget_inherited_connections(app),
     }
+    if unix_socket is not None:
+        # Mode 0660 from the moment it exists: only its owner and group (the proxy) connect.
+        options.update(
+            bind=[options["bind"], f"unix:{unix_socket}"],
+            umask=UNIX_SOCKET_UMASK,
+            when_ready=lambda _server: give_folder_group(unix_socket),
+        )
     Server(app, options).run()
+
+
+def give_folder_group(path: str) -> None:
+    """Give the socket its folder's group, which gunicorn replaced by the process's own."""
+    os.chown(path, -1, os.stat(os.path.dirname(os.path.abspath(path))).st_gid)
 
 
 def forget_inherited_connections(app: Flask) -> None:

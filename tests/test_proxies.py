@@ -14,26 +14,28 @@ PROXY = "10.9.9.9"
 INSIDE = "10.1.2.3"  # inside the key's allowed range
 
 
-def nets(*entries):
-    return [ipaddress.ip_network(entry) for entry in entries]
+def nets(*entries, unix=False):
+    return proxies.Trusted(tuple(ipaddress.ip_network(entry) for entry in entries), unix)
 
 
 @pytest.mark.parametrize(
     ("setting", "parsed"),
     [
-        ("", []),
+        ("", nets()),
         (0, 0),
         ("2", 2),
         (1, 1),
         ("10.9.9.9", nets("10.9.9.9/32")),
         (" 10.9.9.9 , 172.16.0.0/12,::1 ", nets("10.9.9.9/32", "172.16.0.0/12", "::1/128")),
+        ("unix", nets(unix=True)),
+        (" UNIX ,10.9.9.9", nets("10.9.9.9/32", unix=True)),
     ],
 )
 def test_setting_forms(setting, parsed):
     assert proxies.parse(setting) == parsed
 
 
-@pytest.mark.parametrize("setting", ["proxy.example", "10.0.0.0/33", "1,2"])
+@pytest.mark.parametrize("setting", ["proxy.example", "10.0.0.0/33", "1,2", "unix:/run/x.sock"])
 def test_a_wrong_setting_stops_the_start(database_url, setting):
     with pytest.raises(ValueError, match="AUTHSVC_TRUSTED_PROXIES"):
         create_app(conftest.base_config(database_url, AUTHSVC_TRUSTED_PROXIES=setting))
@@ -71,7 +73,7 @@ def whoami(client, secret, peer, forwarded=None):
     return client.get("/v1/auth", headers=headers, environ_base={"REMOTE_ADDR": peer})
 
 
-@pytest.mark.parametrize("setting", ["", PROXY, f"{PROXY},127.0.0.0/8"])
+@pytest.mark.parametrize("setting", ["", PROXY, f"{PROXY},127.0.0.0/8", "unix"])
 def test_a_direct_client_cannot_pass_allowed_ips_by_forging(make_app, setting):
     app = make_app(AUTHSVC_TRUSTED_PROXIES=setting)
     _, secret = make_key(app, owner_id(app), allowed_ips=["10.0.0.0/8"])
@@ -125,3 +127,12 @@ def test_a_listed_proxy_counts_each_client_apart(make_app):
         for address in ["203.0.113.1", "203.0.113.2", "203.0.113.1"]
     ]
     assert statuses == [201, 201, 429]
+
+
+@pytest.mark.parametrize("peer", ["127.0.0.1", "::1", "", CLIENT])
+def test_unix_trusts_no_address_at_all(make_app, peer):
+    """Every local program reaches 127.0.0.1; only the proxy reaches the socket."""
+    app = make_app(AUTHSVC_TRUSTED_PROXIES="unix")
+    _, secret = make_key(app, owner_id(app), allowed_ips=["10.0.0.0/8"])
+    refused = whoami(app.test_client(), secret, peer, INSIDE)
+    assert refused.status_code == 403, refused.json

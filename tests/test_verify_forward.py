@@ -16,6 +16,8 @@ from tests.keyhelpers import (
     suspend,
 )
 
+AMBIGUOUS = "ambiguous request path"
+CONFLICT = "conflicting forwarded headers"
 CHANGES = {
     "VALID": {},
     "REVOKED": {"revoked_at": utcnow() - timedelta(seconds=1)},
@@ -113,7 +115,7 @@ def test_forward_auth_answers_with_identity_headers(app, client):
     assert answer.headers["X-Auth-Key-Id"] == key_id
     assert answer.headers["X-Auth-Organization"] == org
     _, unscoped = make_key(app, user_id)
-    plain = client.get("/v1/auth/forward", headers=bearer(unscoped))
+    plain = client.get("/v1/auth/forward", headers={**bearer(unscoped), "X-Original-URI": "/x"})
     assert plain.status_code == 200 and plain.headers["X-Auth-Organization"] == ""
 
 
@@ -237,3 +239,79 @@ def test_organization_scope_holds_in_any_spelling(app, client):
     ]:
         answer = client.get("/v1/auth/forward", headers={**bearer(scoped), "X-Forwarded-Uri": uri})
         assert answer.status_code == status, (uri, answer.json)
+
+
+# Issue 15: a key allowed /v1/auth passed when the proxy sent no X-Forwarded-Uri.
+MISSING = [
+    {},
+    {"X-Forwarded-Uri": ""},
+    {"X-Original-URI": ""},
+    {"X-Forwarded-Method": "GET"},
+    {"X-Original-Method": "GET", "X-Forwarded-Uri": ""},
+]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("headers", MISSING, ids=lambda headers: ",".join(headers) or "none")
+def test_forward_auth_without_its_headers_judges_nothing(app, client, anon, headers, method):
+    _, secret = make_key(app, make_user(app), allowed_endpoints=["/v1/auth"])
+    for sender, sent in [(client, {**bearer(secret), **headers}), (anon, headers)]:
+        answer = sender.open("/v1/auth/forward", method=method, headers=sent)
+        assert (answer.status_code, answer.json["message"]) == (403, "missing forwarded headers")
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
+# Envoy's ext_authz appends the original path to /v1/auth/forward: (method, target, headers,
+# status, message) for a key that may GET /app/public and below.
+APPENDED = [
+    ("GET", "/v1/auth/forward/app/public", {}, 200, None),
+    ("GET", "/v1/auth/forward/app/public/a?x=%2e%2e/admin", {}, 200, None),
+    ("HEAD", "/v1/auth/forward/app/public", {}, 403, "endpoint not allowed for this api key"),
+    ("POST", "/v1/auth/forward/app/public", {}, 403, "endpoint not allowed for this api key"),
+    ("OPTIONS", "/v1/auth/forward/app/public", {}, 403, "endpoint not allowed for this api key"),
+    ("DELETE", "/v1/auth/forward/app/public", {}, 403, "endpoint not allowed for this api key"),
+    ("GET", "/v1/auth/forward/app/admin", {}, 403, "endpoint not allowed for this api key"),
+    ("GET", "/v1/auth/forward/", {}, 403, "endpoint not allowed for this api key"),
+    ("GET", "/v1/auth/forward/app/publicity", {}, 403, "endpoint not allowed for this api key"),
+    # Routing decodes the path; the rules see the one that was sent.
+    ("GET", "/v1/auth/forward/app/public/%2e%2e/admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public/../admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public/./x", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public%2f..%2fadmin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public/%252e%252e/admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public/%5c..%5cadmin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public/..;/admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public\\..\\admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward//app/public", {}, 403, AMBIGUOUS),
+    # Decoded, "%3f" would end the path: /app/public, where the upstream serves /admin.
+    ("GET", "/v1/auth/forward/app/public%3f/../../admin", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app/public%3Fx", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward/app//public", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/forward%2fapp/public", {}, 403, AMBIGUOUS),
+    ("GET", "/v1/auth/%66orward/app/public", {}, 403, AMBIGUOUS),
+    # Forwarded headers, when sent, must name this very request.
+    ("GET", "/v1/auth/forward/app/public?x=1", {"X-Forwarded-Uri": "/app/public?x=1"}, 200, None),
+    ("GET", "/v1/auth/forward/app/public", {"X-Original-Method": "GET"}, 200, None),
+    ("GET", "/v1/auth/forward/app/admin", {"X-Forwarded-Uri": "/app/public"}, 403, CONFLICT),
+    ("GET", "/v1/auth/forward/app/admin", {"X-Original-URI": "/app/public"}, 403, CONFLICT),
+    ("GET", "/v1/auth/forward/app/public?x=1", {"X-Forwarded-Uri": "/app/public"}, 403, CONFLICT),
+    ("DELETE", "/v1/auth/forward/app/public", {"X-Forwarded-Method": "GET"}, 403, CONFLICT),
+    ("DELETE", "/v1/auth/forward/app/public", {"X-Original-Method": "GET"}, 403, CONFLICT),
+]
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "status", "message"), APPENDED)
+def test_forward_auth_with_the_path_appended(app, client, method, target, headers, status, message):
+    _, secret = make_key(app, make_user(app), allowed_endpoints=["GET /app/public"])
+    answer = client.open(target, method=method, headers={**bearer(secret), **headers})
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    assert answer.headers["Cache-Control"] == "no-store"
+    if method != "HEAD":
+        assert answer.json.get("message") == message
+    if status == 200:
+        assert answer.headers["X-Auth-User"] == "alice"
+
+
+def test_forward_auth_with_the_path_appended_needs_a_key(anon):
+    answer = anon.get("/v1/auth/forward/app/public")
+    assert (answer.status_code, answer.json["message"]) == (401, "missing authorization header")
