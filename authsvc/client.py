@@ -273,7 +273,9 @@ class Client:
         value = answer.get(name) if isinstance(answer, dict) else None
         if not isinstance(value, str) or not value:
             raise UnexpectedAnswer(
-                200, "unexpected_answer", f"{self.base_url} answered without {name!r}"
+                200,
+                "unexpected_answer",
+                f"{self.base_url} answered without {name!r}: is this authsvc's address?",
             )
         return value
 
