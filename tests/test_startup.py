@@ -340,19 +340,21 @@ def test_serve_waits_for_the_workers_of_a_killed_server_to_let_go(
         (instance / ADDRESS_FILE).write_text(
             json.dumps({"host": "127.0.0.1", "port": port, "pid": gone.pid})
         )
-        restart = subprocess.Popen(
-            serve_command(port),
-            cwd=ROOT,
-            env=server_environment(served_database),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        log = tmp_path / "restart.log"
+        with log.open("w") as output:
+            restart = subprocess.Popen(
+                serve_command(port),
+                cwd=ROOT,
+                env=server_environment(served_database),
+                stdout=output,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
         assert restart.stderr is not None
         waiting = restart.stderr.readline()
         assert f"waiting for the workers of a stopped authsvc (pid {gone.pid})" in waiting
     try:
-        wait_until_serving(instance, restart, tmp_path / "none.log")
+        wait_until_serving(instance, restart, log)
         assert requests.get(f"http://127.0.0.1:{port}/health", timeout=30).status_code == 200
     finally:
         restart.terminate()
