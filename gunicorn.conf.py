@@ -3,7 +3,11 @@
 Command-line flags override them, e.g. ``gunicorn -w 4 --access-logfile - app:app``.
 """
 
-from authsvc.server import DEFAULT_HOST, DEFAULT_PORT, settings
+import os
+
+from authsvc.address import default_instance_path
+from authsvc.server import CONTROL_SOCKET, DEFAULT_HOST, DEFAULT_PORT, settings
 
 bind = f"{DEFAULT_HOST}:{DEFAULT_PORT}"
+control_socket = os.path.join(default_instance_path(), CONTROL_SOCKET)
 globals().update(settings())

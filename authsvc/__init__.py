@@ -15,7 +15,7 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the application: configuration, extensions, blueprints, error handlers."""
-    from . import config, errors, gate, proxies, wire
+    from . import config, errors, files, gate, proxies, wire
 
     app = OpenAPI(
         __name__,
@@ -28,8 +28,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
         validation_error_callback=errors.validation_error_callback,
         doc_ui=False,
     )
-    os.makedirs(app.instance_path, exist_ok=True)
     config.load_config(app, test_config)
+    files.secure_files(app.instance_path, app.config["SQLALCHEMY_DATABASE_URI"])
     proxies.init_app(app)
     logging.getLogger("authsvc").setLevel(logging.INFO)
 

@@ -1,18 +1,31 @@
 """The ``authsvc`` command: serve, keys and pairing, on the server's own database."""
 
 import json
+import os
 import time
 from typing import Any
 
 import click
 import requests
 from flask import Flask
-from flask_migrate import upgrade
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import audit, client, create_app, keys, pairing, purge, ratelimits, server, sessions, users
+from . import (
+    address,
+    audit,
+    client,
+    create_app,
+    keys,
+    pairing,
+    purge,
+    ratelimits,
+    schema,
+    server,
+    sessions,
+    users,
+)
 from .api.key_schemas import KeyCreate
 from .clock import iso, utcnow
 from .errors import ApiError, describe_validation_error
@@ -22,6 +35,7 @@ from .server import DEFAULT_HOST, DEFAULT_PORT
 from .status import instance_status
 
 WATCH_INTERVAL = 1.0
+ORPHAN_WAIT = 10.0  # seconds to wait for the workers of a killed server to let go of its port
 # Commands that run as an app, through authsvc.client.
 CLIENT_COMMANDS = {"pair"}
 
@@ -43,6 +57,16 @@ def main(ctx: click.Context) -> None:
     ctx.with_resource(app.app_context())
     # Runs first (last registered), inside the app context: close pooled connections.
     ctx.call_on_close(close_database)
+    if ctx.invoked_subcommand != "serve":  # serve looks at its port first
+        prepare_database()
+
+
+def prepare_database() -> None:
+    """Migrate a fresh or older database; one line, never a traceback, when it cannot be used."""
+    try:
+        schema.prepare_database()
+    except schema.DatabaseNotReady as error:
+        raise click.ClickException(str(error)) from error
 
 
 def login_link(app: Flask, host: str, port: int) -> str:
@@ -50,11 +74,7 @@ def login_link(app: Flask, host: str, port: int) -> str:
 
     The owner token rides in the URL fragment, which browsers never send to a server.
     """
-    if host in {"0.0.0.0", "::", ""}:  # listening everywhere: this machine is one of them
-        host = DEFAULT_HOST
-    elif ":" in host:
-        host = f"[{host}]"
-    link = f"http://{host}:{port}/ui/login"
+    link = f"http://{address.reachable_host(host)}:{port}/ui/login"
     if app.config["AUTH_TOKEN"] or users.is_multi_user():
         return link
     return f"{link}#token={sessions.owner_password(app)}"
@@ -96,7 +116,8 @@ def serve(
     app: Flask, host: str, port: int, workers: int | None, access_log: bool, unix_socket: str | None
 ) -> None:
     """Apply migrations, then serve the API."""
-    upgrade()
+    wait_for_port(app, host, port)
+    prepare_database()
     users.bootstrap()
     click.echo(f"authsvc listening on http://{host}:{port} (database: {db.engine.url!r})")
     click.echo(f"open the host's pages (this link logs you in): {login_link(app, host, port)}")
@@ -126,11 +147,59 @@ def owner_token(app: Flask) -> None:
     click.echo(sessions.owner_password(app))
 
 
+def wait_for_port(app: Flask, host: str, port: int) -> None:
+    """Return once ``host:port`` can be bound; otherwise say at once, in one line, who holds it.
+
+    The workers of a server whose master was killed let go of its port within a second or two:
+    when the instance folder records such a server on this port, wait for them a little.
+    """
+    recorded = address.read(app.instance_path)
+    if recorded is not None and recorded.port != port:
+        recorded = None
+    try:
+        free = server.port_is_free(host, port)
+        if not free and recorded is not None and not recorded.is_running():
+            click.echo(
+                f"waiting for the workers of a stopped authsvc (pid {recorded.pid}) to let go "
+                f"of port {port}…",
+                err=True,
+            )
+            deadline = time.monotonic() + ORPHAN_WAIT
+            while not free and time.monotonic() < deadline:
+                time.sleep(0.1)
+                free = server.port_is_free(host, port)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error}") from error
+    if free:
+        return
+    if recorded is not None and recorded.is_running():
+        holder = f"authsvc (pid {recorded.pid}, this instance's server) already listens on"
+    else:
+        holder = "another program already listens on"
+    raise click.ClickException(
+        f"{holder} {host}:{port}: `authsvc open` prints the link to a running authsvc; "
+        "to start another server, choose a free port with --port"
+    )
+
+
 @main.command(name="open")
-@address_options
+@click.option("--host", help="The server's host [default: where `authsvc serve` listens].")
+@click.option("--port", type=int, help="The server's port [default: where it listens].")
 @click.pass_obj
-def open_link(app: Flask, host: str, port: int) -> None:
-    """Print the link that opens the host's web pages (and logs the owner in)."""
+def open_link(app: Flask, host: str | None, port: int | None) -> None:
+    """Print the link that opens the host's web pages (and logs the owner in).
+
+    The address is the one the running ``authsvc serve`` recorded in the instance folder.
+    """
+    recorded = address.running(app.instance_path)
+    if recorded is None and port is None:
+        click.echo(
+            f"note: no running server is recorded in {app.instance_path}; "
+            f"the link assumes the default port {DEFAULT_PORT}",
+            err=True,
+        )
+    host = host or (recorded.host if recorded else DEFAULT_HOST)
+    port = port or (recorded.port if recorded else DEFAULT_PORT)
     click.echo(login_link(app, host, port))
 
 
@@ -363,24 +432,46 @@ class Unreachable(click.ClickException):
     exit_code = 3
 
 
+def server_url() -> str | None:
+    """``$AUTHSVC_URL``, else the address the running server recorded in the instance folder."""
+    recorded = address.running(address.default_instance_path())
+    return os.environ.get("AUTHSVC_URL") or (recorded.url if recorded else None)
+
+
 @main.command()
 @click.option("--app", "app_name", required=True, help="The name the host will see.")
-@click.option("--url", help="authsvc's address (default: $AUTHSVC_URL or 127.0.0.1:31009).")
-def pair(app_name: str, url: str | None) -> None:
+@click.option(
+    "--url",
+    help="authsvc's address [default: $AUTHSVC_URL, else where this machine's `authsvc serve` "
+    "listens, else http://127.0.0.1:31009].",
+)
+@click.option(
+    "--allow-insecure", is_flag=True, help="Allow plain http:// to a host other than this one."
+)
+def pair(app_name: str, url: str | None, allow_insecure: bool) -> None:
     """Pair this app with a host and print its new API key, once.
 
+    A wrong code can be typed again while the challenge has attempts left.
     Exit codes: 0 paired, 1 refused (wrong code, expired, pairing off…), 2 bad usage,
     3 server unreachable.
     """
-    app_client = client.Client(url)
+    try:
+        app_client = client.Client(url or server_url(), allow_insecure=allow_insecure)
+    except client.InsecureURL as error:
+        raise click.UsageError(f"{error}; or pass --allow-insecure") from error
     click.echo(f"Asking {app_client.base_url} to pair {app_name!r}…", err=True)
 
     def read_code(challenge_id: str) -> str:
-        click.echo("The host now sees a 4-digit code for this app.", err=True)
         return str(click.prompt("Code shown by the host", prompt_suffix=": ", err=True))
 
+    def wrong_code(attempts_left: int) -> None:
+        plural = "attempt" if attempts_left == 1 else "attempts"
+        click.echo(f"Wrong code: {attempts_left} {plural} left; type it again.", err=True)
+
+    click.echo("The host will see a 4-digit code for this app.", err=True)
+
     try:
-        key = app_client.pair(app_name, read_code)
+        key = app_client.pair(app_name, read_code, on_wrong_code=wrong_code)
     except client.ConnectionFailed as error:  # an ApiError too: no answer, so exit code 3
         raise Unreachable(f"cannot reach {app_client.base_url}: {error.__cause__}") from error
     except client.ApiError as error:
@@ -393,13 +484,16 @@ def pair(app_name: str, url: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def status(as_json: bool) -> None:
+@click.pass_obj
+def status(app: Flask, as_json: bool) -> None:
     """Mode, database, pairing (on, locked) and key counts of this instance."""
     try:
         users.bootstrap()
         current = instance_status()
     except SQLAlchemyError as error:
         raise click.ClickException(f"database unreachable: {error.__class__.__name__}") from error
+    recorded = address.running(app.instance_path)
+    current["server"] = {"url": recorded.url, "pid": recorded.pid} if recorded else None
     if as_json:
         click.echo(json.dumps(current, indent=2))
         return
@@ -419,6 +513,11 @@ def status(as_json: bool) -> None:
     click.echo(
         f"keys: {counts['active']} active, {counts['disabled']} disabled, "
         f"{counts['expired']} expired, {counts['revoked']} revoked ({counts['total']} in all)"
+    )
+    click.echo(
+        f"server: {recorded.url} (pid {recorded.pid})"
+        if recorded
+        else "server: not running (no running `authsvc serve` recorded in the instance folder)"
     )
 
 

@@ -11,6 +11,7 @@ This module needs only ``requests``: it is the API as an app developer sees it.
 
 import base64
 import hashlib
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -21,6 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 DEFAULT_URL = "http://127.0.0.1:31009"
@@ -42,6 +44,15 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.body = body or {}
+
+
+class InsecureURL(ValueError):
+    """A plain ``http://`` address of another machine: the key would cross the network readable."""
+
+
+class UnexpectedAnswer(ApiError):
+    """An answer that is not authsvc's: not JSON, or without the fields it must have (``code``
+    ``"unexpected_answer"``); is the URL an authsvc?"""
 
 
 class BadRequest(ApiError):
@@ -92,6 +103,35 @@ class RateLimited(ApiError):
         self.retry_after = retry_after
 
 
+LOOPBACK_NAMES = frozenset({"localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine: ``localhost`` or a loopback address (IPv4, IPv6, or
+    IPv4 in IPv6); a name that merely starts with one (``127.0.0.1.example.com``) is not."""
+    host = host.strip("[]").lower()
+    if host.rstrip(".") in LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def check_transport(base_url: str, allow_insecure: bool) -> None:
+    """Refuse plain ``http://`` to another machine unless the caller allows it."""
+    parsed = parse_url(base_url)  # as requests parses it, so the host checked is the host used
+    if (parsed.scheme or "http").lower() != "http" or allow_insecure:
+        return
+    if not is_loopback(parsed.host or ""):
+        raise InsecureURL(
+            f"refusing plain http:// to {parsed.host}: keys and codes would cross the network "
+            "unencrypted; use https://, or pass allow_insecure=True"
+        )
+
+
 ERRORS: dict[int, type[ApiError]] = {
     400: BadRequest,
     401: Unauthorized,
@@ -110,13 +150,22 @@ def error_from(response: requests.Response) -> ApiError:
     if not isinstance(body, dict):
         body = {}
     code = str(body.get("code", ""))
-    message = str(body.get("message") or response.reason or "error")
+    message = str(body.get("message") or unexpected(response))
     if response.status_code == 429:
         retry_after = str(response.headers.get("Retry-After", body.get("retry_after")))
         seconds = int(retry_after) if retry_after.isdigit() else None
         return RateLimited(response.status_code, code, message, body, seconds)
     kind = ERRORS.get(response.status_code, ApiError)
     return kind(response.status_code, code, message, body)
+
+
+def unexpected(response: requests.Response) -> str:
+    """Why an answer is not one of authsvc's, for a person to read."""
+    kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+    return (
+        f"{response.request.method} {response.url} answered {response.status_code} "
+        f"{response.reason or ''} with {kind}, not authsvc's JSON: is this authsvc's address?"
+    ).replace("  ", " ")
 
 
 def is_timeout(error: requests.RequestException) -> bool:
@@ -138,7 +187,11 @@ def pkce_pair() -> tuple[str, str]:
 
 
 class Client:
-    """authsvc over HTTP. ``api_key`` may also be a session token (for managing keys)."""
+    """authsvc over HTTP. ``api_key`` may also be a session token (for managing keys).
+
+    Plain ``http://`` is refused (:class:`InsecureURL`) unless the server is this machine or
+    ``allow_insecure=True``. Whitespace around the key (a pasted newline) is dropped.
+    """
 
     def __init__(
         self,
@@ -147,9 +200,13 @@ class Client:
         timeout: float = 10.0,
         *,
         retries: int = 2,
+        allow_insecure: bool = False,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("AUTHSVC_URL") or DEFAULT_URL).rstrip("/")
-        self.api_key = api_key if api_key is not None else os.environ.get("AUTHSVC_API_KEY")
+        self.base_url = (base_url or os.environ.get("AUTHSVC_URL") or DEFAULT_URL).strip()
+        self.base_url = self.base_url.rstrip("/")
+        check_transport(self.base_url, allow_insecure)
+        key = api_key if api_key is not None else os.environ.get("AUTHSVC_API_KEY")
+        self.api_key = (key or "").strip() or None
         self.timeout = timeout
         self.session = requests.Session()
         retry = Retry(
@@ -202,13 +259,40 @@ class Client:
             ) from error
         if response.status_code >= 400:
             raise error_from(response)
-        return None if response.status_code == 204 else response.json()
+        if response.status_code == 204:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise UnexpectedAnswer(
+                response.status_code, "unexpected_answer", unexpected(response)
+            ) from None
 
-    def pair(self, app_name: str, code_callback: Callable[[str], str | int]) -> str:
+    def field(self, answer: Any, name: str) -> str:
+        """A string field of a success answer, or UnexpectedAnswer."""
+        value = answer.get(name) if isinstance(answer, dict) else None
+        if not isinstance(value, str) or not value:
+            raise UnexpectedAnswer(
+                200,
+                "unexpected_answer",
+                f"{self.base_url} answered without {name!r}: is this authsvc's address?",
+            )
+        return value
+
+    def pair(
+        self,
+        app_name: str,
+        code_callback: Callable[[str], str | int],
+        *,
+        on_wrong_code: Callable[[int], None] | None = None,
+    ) -> str:
         """Pair with the host: ``code_callback(challenge_id)`` returns the code the person reads.
 
         The challenge is bound to a secret verifier, so only this process can redeem it. The
-        new key is kept for the next calls and returned; it is shown only this once.
+        new key is kept for the next calls and returned; it is shown only this once. A wrong
+        code raises BadRequest (``body["attempts_left"]``), unless ``on_wrong_code`` is given:
+        then, while the challenge has attempts left, ``on_wrong_code(attempts_left)`` is called
+        and the code asked for again.
         """
         verifier, challenge = pkce_pair()
         created = self.request(
@@ -217,19 +301,30 @@ class Client:
             json={"app_name": app_name, "code_challenge": challenge},
             authenticated=False,
         )
-        code = code_callback(created["challenge_id"])
-        issued = self.request(
-            "POST",
-            "/v1/auth/api_keys",
-            json={
-                "challenge_id": created["challenge_id"],
-                "code": code if isinstance(code, int) else str(code).strip(),  # a number: padded
-                "code_verifier": verifier,
-            },
-            authenticated=False,
-        )
-        self.api_key = str(issued["api_key"])
-        return self.api_key
+        challenge_id = self.field(created, "challenge_id")
+        while True:
+            code = code_callback(challenge_id)
+            try:
+                issued = self.request(
+                    "POST",
+                    "/v1/auth/api_keys",
+                    json={
+                        "challenge_id": challenge_id,
+                        "code": code if isinstance(code, int) else str(code).strip(),  # padded
+                        "code_verifier": verifier,
+                    },
+                    authenticated=False,
+                )
+            except BadRequest as error:
+                attempts_left = error.body.get("attempts_left")
+                if on_wrong_code is None or error.message != "invalid code":
+                    raise
+                if not isinstance(attempts_left, int) or attempts_left < 1:
+                    raise
+                on_wrong_code(attempts_left)
+                continue
+            self.api_key = self.field(issued, "api_key")
+            return self.api_key
 
     def whoami(self) -> dict[str, Any]:
         """``{"authenticated", "key", "user"}`` for the current key."""

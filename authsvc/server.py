@@ -1,11 +1,14 @@
 """gunicorn, configured for the job: ``authsvc serve`` and ``gunicorn.conf.py`` share this."""
 
+import errno
 import os
+import socket
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from . import address
 from .extensions import db
 
 DEFAULT_HOST = "127.0.0.1"
@@ -14,6 +17,8 @@ DEFAULT_PORT = 31009
 ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 THREADS = 4
 UNIX_SOCKET_UMASK = 0o117  # a socket is made 0777 less the umask: 0660
+WORKER_CLASS = "authsvc.worker.ThreadWorker"
+CONTROL_SOCKET = "gunicorn.ctl"
 
 
 def default_workers() -> int:
@@ -27,7 +32,7 @@ def settings(workers: int | None = None, access_log: bool = False) -> dict[str, 
     hot path); when on, it never holds a query string."""
     return {
         "workers": workers or default_workers(),
-        "worker_class": "gthread",
+        "worker_class": WORKER_CLASS,
         "threads": THREADS,
         "accesslog": "-" if access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,
@@ -66,15 +71,22 @@ def serve(
         "bind": f"{host}:{port}",
         **settings(workers, access_log),
         "post_fork": lambda _server, _worker: forget_inherited_connections(app),
+        # Its own control socket, not every server's ~/.gunicorn/gunicorn.ctl.
+        "control_socket": os.path.join(app.instance_path, CONTROL_SOCKET),
+        "when_ready": lambda arbiter: ready(app, host, port, arbiter.pid, unix_socket),
+        "on_exit": lambda arbiter: address.forget(app.instance_path, arbiter.pid),
     }
     if unix_socket is not None:
         # Mode 0660 from the moment it exists: only its owner and group (the proxy) connect.
-        options.update(
-            bind=[options["bind"], f"unix:{unix_socket}"],
-            umask=UNIX_SOCKET_UMASK,
-            when_ready=lambda _server: give_folder_group(unix_socket),
-        )
+        options.update(bind=[options["bind"], f"unix:{unix_socket}"], umask=UNIX_SOCKET_UMASK)
     Server(app, options).run()
+
+
+def ready(app: Flask, host: str, port: int, pid: int, unix_socket: str | None) -> None:
+    """Once listening: record where (for ``authsvc open``); give the socket its folder's group."""
+    address.record(app.instance_path, host, port, pid)
+    if unix_socket is not None:
+        give_folder_group(unix_socket)
 
 
 def give_folder_group(path: str) -> None:
@@ -86,3 +98,20 @@ def forget_inherited_connections(app: Flask) -> None:
     """In a fresh worker: drop pooled connections copied from the master, without closing them."""
     with app.app_context():
         db.engine.dispose(close=False)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether the address can be bound now, as gunicorn binds it (``SO_REUSEADDR``, so a closed
+    server's lingering connections do not count); OSError for an address that cannot be used."""
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(sockaddr)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                return False
+            raise
+    return True

@@ -109,13 +109,13 @@ def test_owner_token_and_login_link(cli, app, anon, monkeypatch):
     assert printed.exit_code == 0
     token = printed.output.strip()
     assert anon.post("/v1/session", json={"password": token}).status_code == 200
-    link = cli("open", "--port", "8080").output.strip()
+    link = cli("open", "--port", "8080").stdout.strip()
     assert link == f"http://127.0.0.1:8080/ui/login#token={token}"
     monkeypatch.setenv("AUTH_TOKEN", "chosen-by-the-operator")
     with_auth_token = cli("owner-token")
     assert with_auth_token.exit_code == 1 and "AUTH_TOKEN is set" in with_auth_token.output
     assert "chosen-by-the-operator" not in with_auth_token.output
-    assert cli("open").output.strip() == "http://127.0.0.1:31009/ui/login"
+    assert cli("open").stdout.strip() == "http://127.0.0.1:31009/ui/login"
 
 
 def test_pairing_list_says_when_nothing_waits(cli, anon):

@@ -61,9 +61,10 @@ def test_pair_through_its_prompt(live):
 def test_pair_exit_codes(live):
     wrong = start_pair(live, "Typo App")
     code = code_for(live, "Typo App")
-    out, err = wrong.communicate(f"{(int(code) + 1) % 10000:04d}\n", timeout=60)
+    out, err = wrong.communicate(f"{(int(code) + 1) % 10000:04d}\n" * 5, timeout=60)
     assert (wrong.returncode, out) == (1, "")
-    assert "invalid code" in err
+    assert "Wrong code: 1 attempt left" in err and "Error: invalid code" in err
+    assert "Traceback" not in err
     nobody = start_pair(f"http://127.0.0.1:{free_port()}", "Lonely App")
     out, err = nobody.communicate("", timeout=60)
     assert (nobody.returncode, out) == (3, "")

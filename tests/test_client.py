@@ -247,7 +247,16 @@ def test_the_client_imports_nothing_from_the_server():
         if isinstance(node, ast.ImportFrom)
     }  # fmt: skip
     assert "authsvc" not in imported and "" not in imported
-    assert imported - {"base64", "hashlib", "os", "secrets", "collections", "typing", "urllib"} == {
+    assert imported - {
+        "base64",
+        "hashlib",
+        "ipaddress",
+        "os",
+        "secrets",
+        "collections",
+        "typing",
+        "urllib",
+    } == {
         "requests",
         "urllib3",
     }

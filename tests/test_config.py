@@ -136,6 +136,7 @@ def test_instance_path_moves_the_instance_folder(tmp_path, monkeypatch):
     assert app.config["AUTHSVC_KEY_PREFIX"] == "moved-"
     assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{moved / 'authsvc.sqlite3'}"
     assert sorted(path.name for path in moved.iterdir()) == [
+        "authsvc.sqlite3",  # created 0600 before SQLite would create it under the umask
         "config.py",
         "jwt_secret",
         "owner_token",

@@ -68,4 +68,4 @@ def test_cold_start_with_two_workers_answers_everything(start_database, tmp_path
     assert "Traceback" not in output, output
     assert "Shutting down: Master" in output, output
     assert "on its own" not in output  # the limits are counted once for the instance
-    assert "Booting worker" in output and "gthread" in output  # threaded workers by default
+    assert "Booting worker" in output and "authsvc.worker.ThreadWorker" in output  # threaded
