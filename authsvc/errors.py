@@ -11,6 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+# PostgreSQL's deadlock_detected and serialization_failure.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 
 CODES = {
     400: "bad_request",
@@ -108,8 +110,19 @@ def is_unavailable(error: Exception) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def is_conflict(error: Exception) -> bool:
+    """Whether the database gave up a transaction because another one needed what it held
+    (a deadlock, or a serialization failure): the database is well, the change may be
+    tried again."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
+
+
 def handle_database_error(error: Exception) -> Response:
-    """503 while the database cannot serve; the pool reconnects by itself afterwards."""
+    """409 for a change that collided with another; 503 while the database cannot serve (the
+    pool reconnects by itself afterwards)."""
+    if is_conflict(error):
+        log.warning("change refused, it collided with another: %s", getattr(error, "orig", error))
+        return error_response(409, "another change to the same data ran at once: try again")
     if not is_unavailable(error):
         return handle_unexpected(error)
     log.warning("database unavailable: %s", getattr(error, "orig", None) or error)
