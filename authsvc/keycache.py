@@ -253,7 +253,7 @@ def bump_on_statement(state: ORMExecuteState) -> None:
     if state.is_update or state.is_delete:
         tables = {getattr(getattr(state.statement, "table", None), "name", None)}
     elif state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
-        tables = {mapper.local_table.name for mapper in state.all_mappers}
+        tables = {table.name for mapper in state.all_mappers for table in mapper.tables}
     else:
         return
     if tables & WATCHED:
