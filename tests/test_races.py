@@ -10,12 +10,20 @@ import requests
 from freezegun import freeze_time
 from sqlalchemy import create_engine, func, select, text
 
+from authsvc import counters
 from authsvc.extensions import db
-from authsvc.models import ApiKey
+from authsvc.models import ApiKey, AuditEvent, Challenge, Counter
 from tests import test_server
 from tests.conftest import bearer
 from tests.keyhelpers import audit_types
-from tests.test_server import all_at_once, create_challenge, host_headers, run_server, serve_command
+from tests.test_server import (
+    all_at_once,
+    create_challenge,
+    host_code,
+    host_headers,
+    run_server,
+    serve_command,
+)
 
 server = test_server.server  # the live gunicorn fixture, shared
 ROTATIONS = 10
@@ -29,6 +37,8 @@ BUMP = (
 )
 CHALLENGES = 10  # the pending cap per client, at 5 wrong codes each
 BUDGET = 20
+CAP = 5  # wrong codes a challenge takes by default
+WRONG_AT_ONCE = 40
 
 
 def create(client, **fields):
@@ -241,3 +251,30 @@ def test_parallel_wrong_codes_never_overdraw_the_budget(server):
     assert set(messages) <= {"invalid code", "pairing is disabled"}, messages
     settings = requests.get(f"{server}/v1/settings", headers=headers, timeout=30).json()
     assert settings["pairing_enabled"] is False
+
+
+def test_wrong_codes_at_one_challenge_compare_exactly_the_cap(server, make_app):
+    """``WRONG_AT_ONCE`` wrong codes at one challenge, at once, across 2 workers: exactly the
+    cap are compared (answered ``invalid code``), the rest find the challenge burned, and only
+    the compared ones spend the failure budget."""
+    challenge_id = create_challenge(server)
+    code = host_code(server, challenge_id)
+    body = {"challenge_id": challenge_id, "code": f"{(int(code) + 1) % 10_000:04d}"}
+
+    responses = all_at_once(
+        WRONG_AT_ONCE,
+        lambda _: requests.post(f"{server}/v1/auth/api_keys", json=body, timeout=60),
+    )
+
+    answers = [(r.status_code, r.json()["message"]) for r in responses]
+    assert answers.count((400, "invalid code")) == CAP, answers
+    assert set(answers) == {(400, "invalid code"), (410, "challenge failed: too many attempts")}
+    assert sorted(r.json()["attempts_left"] for r in responses if r.status_code == 400) == list(
+        range(CAP)
+    )
+    with make_app().app_context():
+        challenge = db.session.get_one(Challenge, challenge_id)
+        assert (challenge.state, challenge.failed_attempts) == ("burned", CAP)
+        failed = select(func.count()).where(AuditEvent.type == "pairing.failed")
+        assert db.session.scalar(failed) == CAP
+        assert db.session.get_one(Counter, counters.PAIRING_FAILURES).value == CAP
