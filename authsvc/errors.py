@@ -55,14 +55,17 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """The error shape itself (also answered by the layers outside Flask)."""
+    code = CODES.get(status, "internal_server_error" if status >= 500 else "bad_request")
+    return {"object": "error", "status": status, "code": code, "message": message, **extra}
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     """Build a response in the error shape."""
-    body = {"object": "error", "status": status, "code": CODES.get(status, "bad_request")}
-    body["message"] = message
-    body.update(extra)
-    response = jsonify(body)
+    response = jsonify(error_body(status, message, **extra))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -95,6 +98,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         message = f"rate limit exceeded: {error.description}"
     elif status == 413:
         message = "request body too large: the limit is 64 KB"
+    elif status == 500:  # an error Flask met outside the views (a failing hook)
+        message = "internal server error"
     response = error_response(status, message)
     allowed = getattr(error, "valid_methods", None)
     if status == 405 and allowed:

@@ -22,11 +22,12 @@ def default_workers() -> int:
 
 def settings(workers: int | None = None, access_log: bool = False) -> dict[str, Any]:
     """gunicorn settings: threaded workers (a slow client or database holds a thread, not a
-    process), and no access log unless asked for (a line per request costs a write on the
-    hot path); when on, it never holds a query string."""
+    process) that answer gunicorn's own refusals in the JSON shape, and no access log unless
+    asked for (a line per request costs a write on the hot path); when on, it never holds a
+    query string."""
     return {
         "workers": workers or default_workers(),
-        "worker_class": "gthread",
+        "worker_class": "authsvc.worker.JsonErrorsWorker",
         "threads": THREADS,
         "accesslog": "-" if access_log else None,
         "access_log_format": ACCESS_LOG_FORMAT,

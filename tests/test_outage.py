@@ -1,6 +1,7 @@
 """Database failures answer 503 in the error shape within a bounded time, and service resumes."""
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +46,7 @@ def assert_unavailable(name: str, call: Callable[[], requests.Response]) -> floa
     elapsed = time.monotonic() - started
     assert response.status_code == 503, (name, response.text)
     assert response.json()["code"] == "service_unavailable", (name, response.text)
+    assert response.headers["Anytype-Version"] == "2025-11-08"
     assert int(response.headers["Retry-After"]) >= 1
     assert elapsed < OUTAGE_BOUND, (name, elapsed)
     return elapsed
@@ -150,3 +152,37 @@ def test_sqlite_disk_full(sqlite_file):
         db.engine.dispose()
     assert 503 in statuses, statuses
     assert set(statuses) <= {201, 503}, statuses
+
+
+def test_an_outage_between_the_answer_and_the_teardown_keeps_the_answer(make_app, database_url):
+    """PostgreSQL goes away after a request's last query, before its session is closed: the
+    rollback then fails on the lost connection, which loses nothing (the server rolls back by
+    itself), and the answer made stands, in the JSON shape with the version header."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the relay stands between the app and PostgreSQL")
+    make_app()  # empties the tables afterwards
+    url = make_url(database_url)
+    with Relay((url.host or "127.0.0.1", url.port or 5432)) as relay:
+        relayed = url.set(port=relay.port).render_as_string(hide_password=False)
+        app = create_app(conftest.base_config(relayed))
+        outage = threading.Event()
+
+        @app.after_request
+        def cut_when_asked(response):
+            if outage.is_set():
+                relay.cut()
+            return response
+
+        try:
+            client = host_client(app)
+            outage.set()
+            listed = client.get("/v1/api-keys")
+            assert listed.status_code == 200, listed.text
+            assert listed.json["data"] == []
+            assert listed.headers["Anytype-Version"] == "2025-11-08"
+            outage.clear()
+            relay.restore()
+            assert client.get("/v1/api-keys").status_code == 200
+        finally:
+            with app.app_context():
+                db.engine.dispose()
