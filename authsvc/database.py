@@ -5,7 +5,7 @@ from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -19,6 +19,7 @@ AnySession = Session | scoped_session[Any]
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT = 15
 SQLITE_BUSY_TIMEOUT = 10
+SQLITE_READONLY = 8  # the primary result code of every "attempt to write a readonly database"
 
 
 def engine_options(uri: str) -> dict[str, Any]:
@@ -53,6 +54,17 @@ def enable_sqlite_foreign_keys(connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+@event.listens_for(Engine, "handle_error")
+def reopen_read_only_sqlite(context: ExceptionContext) -> None:
+    """A SQLite connection opened while its file could not be written stays read-only for
+    good, even once the file is writable again. Such a failure counts as a lost connection:
+    this one and the others pooled with it are dropped, the next request opens afresh, and
+    writes resume by themselves as soon as they can."""
+    code = getattr(context.original_exception, "sqlite_errorcode", 0)
+    if code & 0xFF == SQLITE_READONLY:
+        context.is_disconnect = True
 
 
 def get_or_404(model: type[T], object_id: str, what: str) -> T:
