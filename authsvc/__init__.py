@@ -15,9 +15,10 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     """Build the application: configuration, extensions, blueprints, error handlers."""
-    from . import config, errors, files, gate, proxies, wire
+    from . import config, errors, files, gate, outermost, proxies, wire
+    from .api.document import App
 
-    app = OpenAPI(
+    app = App(
         __name__,
         instance_path=config.instance_path(test_config),
         instance_relative_config=True,
@@ -38,6 +39,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
     wire.init_app(app)
     register_blueprints(app)
     gate.init_app(app)  # last, so that its hook runs first
+    outermost.init_app(app)  # last of the WSGI layers, so that it is the outermost
     return app
 
 

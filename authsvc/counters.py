@@ -22,9 +22,11 @@ def ensure(name: str) -> None:
 
 
 def reserve(name: str, limit: int) -> int | None:
-    """Add one unless the counter has reached ``limit``; commit; return the new value or None.
+    """Add one unless the counter has reached ``limit``, in the current transaction (the
+    caller commits, or rolls back to give the unit back); return the new value or None.
 
-    The check and the increment are one statement, so concurrent callers never overdraw.
+    The check and the increment are one statement, so concurrent callers never overdraw;
+    the counter's row stays locked until the transaction ends.
     """
     ensure(name)
     new_value = db.session.scalar(
@@ -34,7 +36,6 @@ def reserve(name: str, limit: int) -> int | None:
         .returning(Counter.value)
         .execution_options(synchronize_session=False)
     )
-    db.session.commit()
     return new_value
 
 

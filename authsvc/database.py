@@ -1,22 +1,25 @@
-"""Database engine settings and the health probe."""
+"""Database engine settings, the end of a request's session, and the health probe."""
 
+import logging
 from typing import Any, TypeVar
 
 from flask import Flask
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
 from .errors import ApiError
 from .extensions import db
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 # A session of its own, or the request's scoped ``db.session``.
 AnySession = Session | scoped_session[Any]
 CONNECT_TIMEOUT = 5  # seconds
 STATEMENT_TIMEOUT = 15
 SQLITE_BUSY_TIMEOUT = 10
+SQLITE_READONLY = 8  # the primary result code of every "attempt to write a readonly database"
 
 
 def engine_options(uri: str) -> dict[str, Any]:
@@ -51,6 +54,17 @@ def enable_sqlite_foreign_keys(connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
+
+
+@event.listens_for(Engine, "handle_error")
+def reopen_read_only_sqlite(context: ExceptionContext) -> None:
+    """A SQLite connection opened while its file could not be written stays read-only for
+    good, even once the file is writable again. Such a failure counts as a lost connection:
+    this one and the others pooled with it are dropped, the next request opens afresh, and
+    writes resume by themselves as soon as they can."""
+    code = getattr(context.original_exception, "sqlite_errorcode", 0)
+    if code & 0xFF == SQLITE_READONLY:
+        context.is_disconnect = True
 
 
 def get_or_404(model: type[T], object_id: str, what: str) -> T:
@@ -93,8 +107,23 @@ def is_reachable() -> bool:
     return True
 
 
+def close_session(_error: BaseException | None = None) -> None:
+    """End the request's session, whatever became of its connection.
+
+    A rollback that fails because the connection was lost loses nothing (the server rolls
+    back by itself), and the answer is made already: it stands, and the connection is
+    dropped. (Flask-SQLAlchemy's own teardown would let the failure escape Flask: an HTML 500.)
+    """
+    try:
+        db.session.close()
+    except SQLAlchemyError as error:
+        log.warning("database connection lost at the end of a request: %s", error)
+        db.session.close()
+
+
 def init_app(app: Flask) -> None:
-    """Set engine options before the engine is created."""
+    """Set engine options before the engine is created; close sessions safely."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(uri))
     db.init_app(app)
+    app.teardown_appcontext(close_session)  # registered after, so it runs before db's own

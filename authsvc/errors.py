@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
 RETRY_AFTER_SECONDS = 5
+# PostgreSQL's deadlock_detected and serialization_failure.
+CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 
 CODES = {
     400: "bad_request",
@@ -54,14 +56,17 @@ class ApiError(Exception):
         self.extra = extra
 
 
+def error_body(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    """The error shape itself (also answered by the layers outside Flask)."""
+    code = CODES.get(status, "internal_server_error" if status >= 500 else "bad_request")
+    return {"object": "error", "status": status, "code": code, "message": message, **extra}
+
+
 def error_response(
     status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     """Build a response in the error shape."""
-    body = {"object": "error", "status": status, "code": CODES.get(status, "bad_request")}
-    body["message"] = message
-    body.update(extra)
-    response = jsonify(body)
+    response = jsonify(error_body(status, message, **extra))
     response.status_code = status
     response.headers.update(headers or {})
     return response
@@ -92,6 +97,8 @@ def handle_http_exception(error: HTTPException) -> Response:
     message = (error.description or error.name).rstrip(".")
     if status == 413:
         message = "request body too large: the limit is 64 KB"
+    elif status == 500:  # an error Flask met outside the views (a failing hook)
+        message = "internal server error"
     response = error_response(status, message)
     allowed = getattr(error, "valid_methods", None)
     if status == 405 and allowed:
@@ -107,8 +114,19 @@ def is_unavailable(error: Exception) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def is_conflict(error: Exception) -> bool:
+    """Whether the database gave up a transaction because another one needed what it held
+    (a deadlock, or a serialization failure): the database is well, the change may be
+    tried again."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) in CONFLICT_SQLSTATES
+
+
 def handle_database_error(error: Exception) -> Response:
-    """503 while the database cannot serve; the pool reconnects by itself afterwards."""
+    """409 for a change that collided with another; 503 while the database cannot serve (the
+    pool reconnects by itself afterwards)."""
+    if is_conflict(error):
+        log.warning("change refused, it collided with another: %s", getattr(error, "orig", error))
+        return error_response(409, "another change to the same data ran at once: try again")
     if not is_unavailable(error):
         return handle_unexpected(error)
     log.warning("database unavailable: %s", getattr(error, "orig", None) or error)

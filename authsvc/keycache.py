@@ -2,12 +2,13 @@
 
 A decision needs the key's row, its owner's row, the owner's permissions and organizations,
 and the instance settings. Every change to the tables those come from bumps one generation
-counter in the same transaction: session events see every flush and every bulk statement, so
-no code path can forget. Every request reads the counter once (one primary-key read, on a
-connection its thread keeps) before using the cache, and a value other than the cached one
-empties it. A revocation, suspension, setting, group or restriction change therefore takes
-effect on the very next request, in every worker and on every host, while a steady-state
-request makes that one read and no other.
+counter in the same transaction: session events see every flush, every bulk statement and
+every row lock, so no code path can forget, and the counter is the first lock every such
+change takes (one lock order, so two changes to one key never deadlock). Every request reads
+the counter once (one primary-key read, on a connection its thread keeps) before using the
+cache, and a value other than the cached one empties it. A revocation, suspension, setting,
+group or restriction change therefore takes effect on the very next request, in every worker
+and on every host, while a steady-state request makes that one read and no other.
 
 Only keys that exist are kept (unknown tokens are looked up every time, so they cannot fill
 memory), at most ``MAX_ENTRIES`` of them, least recently used first out.
@@ -254,11 +255,22 @@ def bump_on_flush(session: Session, _context: UOWTransaction, _instances: Any) -
 
 
 def bump_on_statement(state: ORMExecuteState) -> None:
-    """Bulk UPDATE and DELETE statements bypass the flush; see them here."""
-    if not (state.is_update or state.is_delete) or state.execution_options.get(RECORDS_USE):
+    """Bulk UPDATE and DELETE statements bypass the flush; see them here.
+
+    A row lock on a watched table (``SELECT ... FOR UPDATE``, taken to change the row) bumps
+    first too. The counter is thus the first lock of every change to a watched row, whichever
+    way it is made: two changes to one key wait for each other in one order, never in
+    opposite orders (a deadlock).
+    """
+    if state.execution_options.get(RECORDS_USE):
         return
-    table = getattr(state.statement, "table", None)
-    if getattr(table, "name", None) in WATCHED:
+    if state.is_update or state.is_delete:
+        tables = {getattr(getattr(state.statement, "table", None), "name", None)}
+    elif state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        tables = {table.name for mapper in state.all_mappers for table in mapper.tables}
+    else:
+        return
+    if tables & WATCHED:
         bump(state.session)
 
 

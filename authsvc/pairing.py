@@ -13,7 +13,7 @@ from sqlalchemy import ColumnElement, Select, case, func, or_, select, true, upd
 
 from . import audit, counters, keys, ratelimits, settings, users
 from .clock import epoch, iso, utcnow
-from .database import get_or_404, serialize
+from .database import get_or_404, lock, serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, Challenge, User
@@ -123,11 +123,12 @@ def verifier_matches(code_challenge: str, verifier: str | None) -> bool:
 
 
 def reserve_attempt() -> int:
-    """Spend one unit of the failure budget before any code is compared; return units spent.
+    """Spend one unit of the failure budget before a code is compared; return units spent.
 
     The budget counts every comparison since pairing was last turned on or last succeeded
     (SPEC §4): no time window, so a slow drip cannot outlast it. When it is spent, pairing is
-    locked and nothing more is compared.
+    locked and nothing more is compared. The unit is taken in the redemption's transaction:
+    an attempt that ends otherwise than as a wrong code (a success, a failure) gives it back.
     """
     spent = counters.reserve(BUDGET, current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"])
     if spent is None:
@@ -147,16 +148,17 @@ def lock_pairing() -> None:
     db.session.commit()
 
 
-def count_failure(challenge: Challenge, now: datetime, spent: int) -> int:
-    """Count a wrong attempt atomically, burn the challenge at its cap; return attempts left.
+def count_failure(challenge: Challenge, spent: int) -> int:
+    """Count a wrong attempt at the locked challenge, burn it at its cap; commit; return
+    attempts left.
 
     ``spent`` is the failure budget used including this attempt; the attempt that spends the
     last unit is answered as usual and locks pairing from the next request on.
     """
     burns = Challenge.failed_attempts + 1 >= Challenge.max_attempts
-    result = db.session.execute(
+    db.session.execute(
         update(Challenge)
-        .where(*still_pending(challenge.id, now))
+        .where(Challenge.id == challenge.id)
         .values(
             failed_attempts=Challenge.failed_attempts + 1,
             state=case((burns, "burned"), else_=Challenge.state),
@@ -164,9 +166,6 @@ def count_failure(challenge: Challenge, now: datetime, spent: int) -> int:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(challenge)
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.commit()
-        raise_if_finished(challenge, now)
     audit.record("pairing.failed", challenge_id=challenge.id, app_name=challenge.app_name)
     if challenge.state == "burned":
         audit.record("challenge.burned", challenge_id=challenge.id, app_name=challenge.app_name)
@@ -176,6 +175,24 @@ def count_failure(challenge: Challenge, now: datetime, spent: int) -> int:
     return max(0, challenge.max_attempts - challenge.failed_attempts)
 
 
+def lock_pending(challenge_id: str) -> Challenge:
+    """The challenge, locked until the redemption's transaction ends; 404/410 unless it can
+    still be redeemed.
+
+    Attempts at one challenge take turns: each sees what the previous one left (used, burned,
+    the count of wrong codes), so no more codes are compared than the cap allows, and a
+    finished challenge is refused before any budget is spent.
+    """
+    challenge = get_challenge(challenge_id)
+    lock(challenge)
+    try:
+        raise_if_finished(challenge, utcnow())
+    except ApiError:
+        db.session.rollback()
+        raise
+    return challenge
+
+
 def redeem_challenge(
     challenge_id: str, code: str, code_verifier: str | None
 ) -> tuple[ApiKey, str, Challenge]:
@@ -183,30 +200,18 @@ def redeem_challenge(
     require_pairing_enabled()
     if not challenge_id or not code:
         raise ApiError(400, "bad input: challenge_id or code is empty")
-    challenge = get_challenge(challenge_id)
-    now = utcnow()
-    raise_if_finished(challenge, now)
+    challenge = lock_pending(challenge_id)
     spent = reserve_attempt()
     if challenge.code_challenge and not verifier_matches(challenge.code_challenge, code_verifier):
-        attempts_left = count_failure(challenge, now, spent)
+        attempts_left = count_failure(challenge, spent)
         raise ApiError(400, "invalid code_verifier", attempts_left=attempts_left)
     approved = challenge.claimed_by is not None or not needs_approval()
     if not approved or not hmac.compare_digest(code.encode(), challenge.code.encode()):
-        attempts_left = count_failure(challenge, now, spent)
+        attempts_left = count_failure(challenge, spent)
         raise ApiError(400, "invalid code", attempts_left=attempts_left)
     owner = db.session.get(User, challenge.claimed_by) if challenge.claimed_by else None
     key, secret = keys.create_key(owner or users.get_owner(), challenge.app_name, "pairing")
-    consumed = db.session.execute(
-        update(Challenge)
-        .where(*still_pending(challenge.id, now))
-        .values(state="used", key_id=key.id)
-        .execution_options(synchronize_session=False)
-    )
-    if consumed.rowcount != 1:  # type: ignore[attr-defined]
-        db.session.rollback()  # another request won: the key made here is discarded
-        db.session.refresh(challenge)
-        raise_if_finished(challenge, now)
-        raise ApiError(410, GONE["used"])
+    challenge.state, challenge.key_id = "used", key.id
     audit.record("pairing.succeeded", key_id=key.id, challenge_id=challenge.id, app_name=key.name)
     counters.reset(BUDGET)  # a success starts a fresh budget
     db.session.commit()

@@ -28,8 +28,9 @@ def default_workers() -> int:
 
 def settings(workers: int | None = None, access_log: bool = False) -> dict[str, Any]:
     """gunicorn settings: threaded workers (a slow client or database holds a thread, not a
-    process), and no access log unless asked for (a line per request costs a write on the
-    hot path); when on, it never holds a query string."""
+    process) that answer gunicorn's own refusals in the JSON shape, and no access log unless
+    asked for (a line per request costs a write on the hot path); when on, it never holds a
+    query string."""
     return {
         "workers": workers or default_workers(),
         "worker_class": WORKER_CLASS,

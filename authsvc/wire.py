@@ -69,12 +69,6 @@ def refuse_unstorable(*texts: str) -> None:
             )
 
 
-def add_version_header(response: Response) -> Response:
-    """Every response, errors included, names the Anytype API version it speaks."""
-    response.headers["Anytype-Version"] = ANYTYPE_VERSION
-    return response
-
-
 def no_store(response: Response) -> Response:
     """Mark a response that carries a secret as never to be cached."""
     response.headers["Cache-Control"] = "no-store"
@@ -102,6 +96,5 @@ def listing(items: list[Any], total: int, params: PageQuery) -> dict[str, Any]:
 
 
 def init_app(app: Flask) -> None:
-    """Install the body parser and the version header."""
+    """Install the body parser (the version header is added by ``outermost``)."""
     app.before_request(parse_json_body)
-    app.after_request(add_version_header)

@@ -83,3 +83,16 @@ def test_pairing_calls_carry_examples(document):
 def test_deletions_are_documented_as_204(document):
     for path in ["/v1/api-keys/{id}", "/v1/admin/users/{id}", "/v1/session"]:
         assert document["paths"][path]["delete"]["responses"]["204"]["description"]
+
+
+def test_every_error_answer_is_documented_as_one_error_object(document):
+    """The server answers one error object, never a list; and any operation may answer bad
+    input, a refused Host, gunicorn's limits and an unreachable database."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"400", "403", "414", "431", "503"} <= set(responses), (method, path)
+            for status, response in responses.items():
+                if int(status) >= 400:
+                    schema = response["content"]["application/json"]["schema"]
+                    assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
