@@ -3,9 +3,8 @@
 import pytest
 from werkzeug.datastructures import Headers
 
-from authsvc import create_app
+from authsvc import create_app, sessions
 from authsvc.gate import CROSS_ORIGIN_REFUSED, HOST_REFUSED, judge
-from tests.conftest import login
 from tests.keyhelpers import counts
 
 HOSTS_SERVED = [
@@ -237,10 +236,10 @@ def test_listed_origin_never_rides_on_the_cookie(make_app):
     """A browser app authenticates with a key: the host's cookie does not count from elsewhere."""
     app = make_app(AUTHSVC_CORS_ORIGINS=["http://localhost:3000"])
     client = app.test_client()
-    token = login(client)
-    client.set_cookie("authsvc_session", token)
-    assert client.get("/v1/settings").status_code == 200  # the page itself, same origin
-    from_app = client.get("/v1/settings", headers={"Origin": "http://localhost:3000"})
+    started = client.post("/v1/session", json={"password": sessions.owner_password(app)}).json
+    page = {"X-CSRF-Token": started["csrf_token"]}
+    assert client.get("/v1/settings", headers=page).status_code == 200  # the page, same origin
+    from_app = client.get("/v1/settings", headers={**page, "Origin": "http://localhost:3000"})
     assert from_app.status_code == 401
 
 
