@@ -68,6 +68,8 @@ def test_listed_hosts_and_the_wildcard():
 ORIGINS_REFUSED = [
     {"Origin": "https://evil.example"},
     {"Origin": "null"},
+    {"Origin": "null", "Sec-Fetch-Site": "cross-site"},  # a sandboxed frame elsewhere
+    {"Origin": "null", "Sec-Fetch-Site": "same-site"},  # another port's opaque frame
     {"Origin": "http://127.0.0.1:8080"},  # another port on this very machine
     {"Origin": "https://127.0.0.1:31009"},  # another scheme
     {"Origin": "http://localhost:31009"},  # another name for it
@@ -95,6 +97,8 @@ def test_cross_site_refused(headers, method):
         {"Origin": "HTTP://127.0.0.1:31009", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},  # typed into the address bar
+        # The pages' own form posted under Referrer-Policy: no-referrer.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
     ],
 )
 def test_same_origin_and_non_browser_pass(headers):
