@@ -168,8 +168,8 @@ def test_login_wrong_password_link_and_headers(visit, base):
 
     visit.page.get_by_role("button", name="Log out").click()
     visit.page.wait_for_url(f"{base}/ui/login")
-    visit.page.goto(f"{base}/ui/keys")
-    assert visit.page.url == f"{base}/ui/login"
+    visit.page.goto(f"{base}/ui/keys")  # the shell finds no credential: the login page
+    visit.page.wait_for_url(f"{base}/ui/login")
 
 
 def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
@@ -198,9 +198,33 @@ def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
     card.wait_for(state="detached")
 
 
+def test_swagger_ui_runs_under_a_policy_without_inline_script(visit, base):
+    response = visit.page.goto(f"{base}/docs/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    sync_api.expect(visit.page.locator(".swagger-ui .info .title")).to_contain_text("authsvc")
+    sync_api.expect(visit.page.locator(".opblock").first).to_be_visible()
+
+
 def test_root_sends_a_browser_to_the_pages(visit, base):
     visit.page.goto(f"{base}/")
-    assert visit.page.url == f"{base}/ui/login"
+    visit.page.wait_for_url(f"{base}/ui/login")
+
+
+def test_a_link_from_another_site_opens_the_pages_logged_in(chromium, base, other_port):
+    # "localhost" is another site than "127.0.0.1": the navigation carries no SameSite=Strict
+    # cookie; the shell's own same-origin request does, with the CSRF token from storage.
+    elsewhere = other_port.origin.replace("127.0.0.1", "localhost")
+    other_port.link = f"{base}/ui/"
+    visit = Visit(chromium, base, elsewhere)
+    visit.log_in()
+    create_challenge(base, "Linked App")
+    visit.page.goto(f"{elsewhere}/link")
+    visit.page.get_by_role("link", name="authsvc").click()
+    visit.page.wait_for_url(f"{base}/ui/")
+    visit.card("Linked App").wait_for(timeout=LIVE_WITHIN_MS)
+    visit.context.close()
+    assert visit.errors == []
 
 
 def seconds_of(clock: str) -> int:
@@ -685,6 +709,7 @@ class OtherPort:
     def __init__(self) -> None:
         self.received: list[dict[str, str]] = []
         self.plant = ""
+        self.link = ""
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -697,7 +722,10 @@ class OtherPort:
                     self.send_header("Set-Cookie", cookie)
                 self.send_header("Content-Type", "text/html")
                 self.end_headers()
-                self.wfile.write(b'<!DOCTYPE html><title>elsewhere</title><img src="/pixel">')
+                page = '<!DOCTYPE html><title>elsewhere</title><img src="/pixel">'
+                if self.path == "/link":
+                    page += f'<a href="{owner.link}">authsvc</a>'
+                self.wfile.write(page.encode())
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -63,10 +63,11 @@ def enable_multi_user(client: FlaskClient) -> FlaskClient:
 
 
 @pytest.mark.parametrize("path", [*PAGES, *MULTI_USER_PAGES])
-def test_pages_send_visitors_without_a_session_to_login(web_app, path):
-    response = web_app.test_client().get(path)
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/ui/login"
+def test_visitors_without_a_session_get_the_shell_and_no_data(web_app, path):
+    shell = web_app.test_client().get(path)
+    assert shell.status_code == 200 and "data-shell" in shell.get_data(as_text=True)
+    refused = web_app.test_client().get(path, headers={"X-CSRF-Token": "forged"})
+    assert refused.status_code == 403
 
 
 @pytest.mark.parametrize("path", [*PAGES, *MULTI_USER_PAGES])

@@ -9,7 +9,7 @@ Every change a page makes goes through the JSON API, from ``static/authsvc.js``.
 
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select
@@ -36,13 +36,12 @@ def require_login() -> ResponseReturnValue | None:
     """A page is rendered for both halves of a session; a navigation gets the shell.
 
     The shell holds nothing of any session, so a cookie another port planted or read shows
-    nothing; without any cookie the visitor is sent to log in.
+    nothing. It is served whatever cookie came (none, from a link on another site: the
+    ``SameSite=Strict`` cookie rides only on the shell's own same-origin request).
     """
     if request.endpoint in OPEN_ENDPOINTS:
         return None
     if sessions.CSRF_HEADER not in request.headers:
-        if sessions.COOKIE not in request.cookies:
-            return redirect(url_for("web.login"))
         return render_template("shell.html")
     g.web_caller = page_caller()
     return None
