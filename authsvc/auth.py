@@ -199,7 +199,7 @@ def require_caller(allow_keys: bool = True, scope: str = "manage") -> Caller:
         if resolved is None:
             raise unauthorized("invalid or expired session")
         caller = Caller(user=resolved[0], session=resolved[1])
-    elif sends_page_credential() and not g.get("cross_origin", False):
+    elif sends_page_credential():
         caller = page_caller()
     else:
         raise unauthorized("missing authorization header", token_sent=False)
@@ -217,7 +217,10 @@ def page_caller() -> Caller:
 
     Of several cookies of that name (another port may add its own), the one of the CSRF token's
     session counts; a cookie without its token, or of another session, counts for nothing.
+    Another origin's requests (listed for CORS) never ride on the pages' credential.
     """
+    if g.get("cross_origin", False):
+        raise unauthorized("missing authorization header", token_sent=False)
     session_id = sessions.csrf_session_id(request.headers.get(sessions.CSRF_HEADER))
     cookies = request.cookies.getlist(sessions.COOKIE)
     resolved = (sessions.resolve(cookie, sessions.COOKIE_SALT) for cookie in cookies)

@@ -243,8 +243,9 @@ def test_listed_origin_never_rides_on_the_cookie(make_app):
     started = client.post("/v1/session", json={"password": sessions.owner_password(app)}).json
     page = {"X-CSRF-Token": started["csrf_token"]}
     assert client.get("/v1/settings", headers=page).status_code == 200  # the page, same origin
-    from_app = client.get("/v1/settings", headers={**page, "Origin": "http://localhost:3000"})
-    assert from_app.status_code == 401
+    from_app = {**page, "Origin": "http://localhost:3000"}
+    assert client.get("/v1/settings", headers=from_app).status_code == 401
+    assert client.get("/ui/keys", headers=from_app).status_code == 401  # nor a page
 
 
 def test_env_lists_are_read(monkeypatch):
