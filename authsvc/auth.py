@@ -14,7 +14,7 @@ from .models import ApiKey, AuthSession, User
 
 REALM = 'Bearer realm="authsvc"'
 LAST_USED_EVERY = timedelta(minutes=1)
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+KEY_ONLY_HINT = "this endpoint takes an api key, not a session token"
 SCOPE_REFUSALS = {"manage": "this api key may not manage", "api": "this api key may only manage"}
 
 
@@ -34,9 +34,9 @@ class Caller:
         return users.has_permission(self.user, permission)
 
 
-def unauthorized(message: str, token_sent: bool = True) -> ApiError:
+def unauthorized(message: str, token_sent: bool = True, **extra: str) -> ApiError:
     challenge = f'{REALM}, error="invalid_token"' if token_sent else REALM
-    return ApiError(401, message, headers={"WWW-Authenticate": challenge})
+    return ApiError(401, message, headers={"WWW-Authenticate": challenge}, **extra)
 
 
 def forbidden(message: str) -> ApiError:
@@ -170,6 +170,8 @@ def require_key(method: str | None = None, path: str | None = None) -> Caller:
     token = bearer_token()
     if token is None:
         raise unauthorized("missing authorization header", token_sent=False)
+    if not token.startswith(keys.key_prefix()) and sessions.is_session_token(token):
+        raise unauthorized("invalid api key", hint=KEY_ONLY_HINT)
     return require_scope(authenticate_key(token, method, path), "api")
 
 
@@ -189,35 +191,54 @@ def authenticate_key(token: str, method: str | None = None, path: str | None = N
 
 
 def require_caller(allow_keys: bool = True, scope: str = "manage") -> Caller:
-    """A management caller: a session (token or cookie) or an API key with ``scope``.
+    """A management caller: a session (token, or the pages' cookie and CSRF token) or an API
+    key with ``scope``.
 
-    Being on loopback grants nothing. A page's cookie counts only from the server's own origin,
-    and a change made on the strength of the cookie needs the session's CSRF token.
+    Being on loopback grants nothing. The pages' credential counts only from the server's own
+    origin, and the cookie alone never counts: another port of the host may have read or set it.
     """
     token = bearer_token()
     if token is not None and token.startswith(keys.key_prefix()):
         if not allow_keys:
             raise forbidden("this endpoint needs a host session, not an api key")
         return require_scope(authenticate_key(token), scope)
-    from_cookie = token is None and not g.get("cross_origin", False)
-    if from_cookie:
-        token = request.cookies.get(sessions.COOKIE)
-    if token is None:
+    if token is not None:
+        resolved = sessions.resolve(token)
+        if resolved is None:
+            raise unauthorized("invalid or expired session")
+        caller = Caller(user=resolved[0], session=resolved[1])
+    elif sends_page_credential():
+        caller = page_caller()
+    else:
         raise unauthorized("missing authorization header", token_sent=False)
-    resolved = sessions.resolve(token)
-    if resolved is None:
-        raise unauthorized("invalid or expired session")
-    user, session = resolved
-    csrf = request.headers.get(sessions.CSRF_HEADER)
-    if (
-        from_cookie
-        and request.method not in SAFE_METHODS
-        and not sessions.csrf_token_valid(session, csrf)
-    ):
-        raise ApiError(403, "missing or invalid csrf token")
-    caller = Caller(user=user, session=session)
     g.caller = caller
     return caller
+
+
+def sends_page_credential() -> bool:
+    """Whether the request carries either half of the web pages' credential."""
+    return sessions.COOKIE in request.cookies or sessions.CSRF_HEADER in request.headers
+
+
+def page_caller() -> Caller:
+    """The web pages' caller: a cookie and the CSRF token (from origin storage) of one session.
+
+    Of several cookies of that name (another port may add its own), the one of the CSRF token's
+    session counts; a cookie without its token, or of another session, counts for nothing.
+    Another origin's requests (listed for CORS) never ride on the pages' credential.
+    """
+    if g.get("cross_origin", False):
+        raise unauthorized("missing authorization header", token_sent=False)
+    session_id = sessions.csrf_session_id(request.headers.get(sessions.CSRF_HEADER))
+    cookies = request.cookies.getlist(sessions.COOKIE)
+    resolved = (sessions.resolve(cookie, sessions.COOKIE_SALT) for cookie in cookies)
+    live = [found for found in resolved if found is not None]
+    for user, session in live:
+        if session.id == session_id:
+            return Caller(user=user, session=session)
+    if session_id is None or live:
+        raise ApiError(403, "missing or invalid csrf token")
+    raise unauthorized("invalid or expired session")
 
 
 def require_role(caller: Caller, role: str) -> None:

@@ -116,10 +116,16 @@ def judge(
     if origin is not None and origin != "null" and origin in cors_origins:
         own = host is not None and origin_key(origin) == origin_key(f"{scheme}://{host}")
         return Verdict(cors_origin=origin, cross_origin=not own)
-    same_origin = origin is None or (
-        host is not None
-        and origin_key(origin) is not None
-        and origin_key(origin) == origin_key(f"{scheme}://{host}")
+    # A browser's own-origin form POST under Referrer-Policy: no-referrer says "Origin: null";
+    # Sec-Fetch-Site, which no page can set, tells it from an opaque (sandboxed) origin's.
+    same_origin = (
+        origin is None
+        or (origin == "null" and site == "same-origin")
+        or (
+            host is not None
+            and origin_key(origin) is not None
+            and origin_key(origin) == origin_key(f"{scheme}://{host}")
+        )
     )
     if same_origin and site not in CROSS_SITE:
         return Verdict()

@@ -1,4 +1,11 @@
-"""Login sessions: tokens signed with itsdangerous under ``JWT_SECRET`` (SPEC §5)."""
+"""Login sessions: tokens signed with itsdangerous under ``JWT_SECRET`` (SPEC §5).
+
+One session has three signed forms, each with its own salt, so none passes for another:
+the token (a Bearer credential for API clients), the web pages' cookie, and the pages'
+CSRF token. The cookie alone authenticates nothing: browsers send it to, and accept it
+from, every port of the host. The pages hold the CSRF token in origin-bound storage and
+send it as a header; only a cookie and a CSRF token naming one live session act as it.
+"""
 
 import hashlib
 import hmac
@@ -8,6 +15,7 @@ import secrets
 import tempfile
 from datetime import datetime, timedelta
 from functools import cache
+from typing import NamedTuple
 
 from flask import Flask, current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -21,6 +29,7 @@ from .extensions import db
 from .models import AuthSession, User
 
 SALT = "authsvc.session"
+COOKIE_SALT = "authsvc.session-cookie"
 CSRF_SALT = "authsvc.csrf"
 COOKIE = "authsvc_session"
 OWNER_TOKEN_FILE = "owner_token"
@@ -71,9 +80,18 @@ def owner_password(app: Flask) -> str:
     return str(configured) if configured else instance_secret(app, OWNER_TOKEN_FILE)
 
 
-def serializer() -> URLSafeSerializer:
-    """The session token signer (its own salt)."""
-    return URLSafeSerializer(current_app.config["AUTHSVC_JWT_SECRET"], salt=SALT)
+class StartedSession(NamedTuple):
+    """A new session's three forms and its expiry."""
+
+    token: str
+    cookie: str
+    csrf_token: str
+    expires_at: datetime
+
+
+def serializer(salt: str = SALT) -> URLSafeSerializer:
+    """The signer of one form of a session (the Bearer token by default)."""
+    return URLSafeSerializer(current_app.config["AUTHSVC_JWT_SECRET"], salt=salt)
 
 
 def auth_token_tag() -> str:
@@ -123,33 +141,51 @@ def check_credentials(
     return user
 
 
-def start_session(user: User) -> tuple[str, datetime]:
-    """Open a session for ``user``; return its token and expiry."""
+def start_session(user: User) -> StartedSession:
+    """Open a session for ``user``; return its token, cookie, CSRF token and expiry."""
     expires_at = utcnow() + parse_duration(current_app.config["JWT_EXPIRY"])
     session = AuthSession(user_id=user.id, expires_at=expires_at)
     db.session.add(session)
     db.session.flush()
     audit.record("login.succeeded", actor_id=user.id, subject_user_id=user.id)
     db.session.commit()
-    token = serializer().dumps({"sid": session.id, "tag": auth_token_tag()})
-    return token, expires_at
+    claims = {"sid": session.id, "tag": auth_token_tag()}
+    return StartedSession(
+        token=str(serializer().dumps(claims)),
+        cookie=str(serializer(COOKIE_SALT).dumps(claims)),
+        csrf_token=csrf_token(session),
+        expires_at=expires_at,
+    )
 
 
 def csrf_token(session: AuthSession) -> str:
-    """The token a web page sends with every change it makes on the strength of its cookie."""
-    signer = URLSafeSerializer(current_app.config["AUTHSVC_JWT_SECRET"], salt=CSRF_SALT)
-    return str(signer.dumps(session.id))
+    """The pages' half of their credential: kept in origin storage, sent as a header."""
+    return str(serializer(CSRF_SALT).dumps(session.id))
 
 
-def csrf_token_valid(session: AuthSession, token: str | None) -> bool:
-    """Whether ``token`` is this session's CSRF token."""
-    return token is not None and hmac.compare_digest(token, csrf_token(session))
-
-
-def resolve(token: str) -> tuple[User, AuthSession] | None:
-    """The live session a token names, or None if it is forged, ended, expired or orphaned."""
+def csrf_session_id(token: str | None) -> str | None:
+    """The session id a CSRF token names, or None if it is missing or forged."""
     try:
-        payload = serializer().loads(token)
+        session_id = serializer(CSRF_SALT).loads(token) if token else None
+    except BadSignature:
+        return None
+    return session_id if isinstance(session_id, str) else None
+
+
+def is_session_token(token: str) -> bool:
+    """Whether ``token`` is a genuine session token (live or not), for clearer refusals."""
+    try:
+        serializer().loads(token)
+    except BadSignature:
+        return False
+    return True
+
+
+def resolve(token: str, salt: str = SALT) -> tuple[User, AuthSession] | None:
+    """The live session a token (or, with ``COOKIE_SALT``, a cookie) names, or None if it is
+    forged, ended, expired or orphaned."""
+    try:
+        payload = serializer(salt).loads(token)
     except BadSignature:
         return None
     if not isinstance(payload, dict) or payload.get("tag") != auth_token_tag():

@@ -97,8 +97,10 @@ def test_single_user_login_with_auth_token(make_app):
     assert response.headers["Cache-Control"] == "no-store"
     cookie = response.headers["Set-Cookie"]
     assert f"{COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
-    assert set(response.json) == {"token", "expires_at", "user"}
-    assert client.get("/v1/me").json["username"] == "owner"  # by cookie
+    assert set(response.json) == {"token", "expires_at", "user", "csrf_token"}
+    assert client.get("/v1/me").status_code == 403  # the cookie alone is not enough
+    by_page = client.get("/v1/me", headers={"X-CSRF-Token": response.json["csrf_token"]})
+    assert by_page.json["username"] == "owner"  # cookie and token, as the pages send them
     client.delete_cookie(COOKIE)
     me = client.get("/v1/me", headers=bearer(response.json["token"]))
     assert me.status_code == 200 and me.json["role"] == "admin"

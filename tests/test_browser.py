@@ -1,10 +1,18 @@
-"""The web pages in a real browser (Debian's Chromium driven by Playwright) on a real gunicorn."""
+"""The web pages in a real browser (Debian's Chromium driven by Playwright) on a real gunicorn.
+
+The last section: other ports are other people. A program of the test listens on another
+loopback port, the host's Chromium visits it once, and whatever it received — or plants — never
+acts as the host (SPEC §9).
+"""
 
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.cookies import SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +23,14 @@ from tests.conftest import bearer
 from tests.test_server import host_headers, run_server, serve_command
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 PHONE = {"width": 390, "height": 844}
 ADMIN_PASSWORD = "admin-password-for-browser-tests"
 LIVE_WITHIN_MS = 2000  # SPEC §9: a new request shows within 2 s
@@ -62,9 +77,10 @@ def host(base: str) -> dict[str, str]:
 class Visit:
     """A phone-sized browser tab that records every request and refuses other origins."""
 
-    def __init__(self, chromium: Any, base: str) -> None:
+    def __init__(self, chromium: Any, base: str, *elsewhere: str, **options: Any) -> None:
         self.base = base
-        self.context = chromium.new_context(viewport=PHONE)
+        self.elsewhere = elsewhere  # other origins a test means the tab to visit
+        self.context = chromium.new_context(viewport=PHONE, **options)
         self.requested: list[str] = []
         self.foreign: list[str] = []
         self.errors: list[str] = []
@@ -75,7 +91,7 @@ class Visit:
     def local_only(self, route: Any) -> None:
         url = route.request.url
         self.requested.append(url)
-        if url.startswith(self.base + "/"):
+        if url.startswith(tuple(f"{origin}/" for origin in (self.base, *self.elsewhere))):
             route.continue_()
         else:
             self.foreign.append(url)
@@ -90,7 +106,12 @@ class Visit:
     def card(self, app_name: str) -> Any:
         return self.page.locator(".challenge").filter(has_text=app_name)
 
+    def shown(self) -> None:
+        """Wait until the shell a navigation gets is filled with the page."""
+        self.page.wait_for_selector("[data-shell]", state="detached")
+
     def fits_phone(self) -> None:
+        self.shown()
         width = self.page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"{self.page.url} scrolls sideways: {width}px"
 
@@ -134,7 +155,7 @@ def test_login_wrong_password_link_and_headers(visit, base):
 
     visit.page.get_by_label("Password").fill("not the password")
     visit.page.get_by_role("button", name="Log in").click()
-    sync_api.expect(visit.page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    sync_api.expect(visit.page.get_by_role("alert")).to_have_text("Wrong password.")
     assert visit.page.url == f"{base}/ui/login"
     assert visit.page.context.cookies() == []
 
@@ -147,8 +168,8 @@ def test_login_wrong_password_link_and_headers(visit, base):
 
     visit.page.get_by_role("button", name="Log out").click()
     visit.page.wait_for_url(f"{base}/ui/login")
-    visit.page.goto(f"{base}/ui/keys")
-    assert visit.page.url == f"{base}/ui/login"
+    visit.page.goto(f"{base}/ui/keys")  # the shell finds no credential: the login page
+    visit.page.wait_for_url(f"{base}/ui/login")
 
 
 def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
@@ -177,9 +198,34 @@ def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
     card.wait_for(state="detached")
 
 
+def test_swagger_ui_runs_under_a_policy_without_inline_script(visit, base):
+    response = visit.page.goto(f"{base}/docs/")
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    heading = visit.page.get_by_role("heading", name=re.compile(r"^authsvc"), level=1)
+    sync_api.expect(heading).to_be_visible(timeout=20_000)  # 1.5 MB of script on a busy VM
+    sync_api.expect(visit.page.locator(".opblock").first).to_be_visible()
+
+
 def test_root_sends_a_browser_to_the_pages(visit, base):
     visit.page.goto(f"{base}/")
-    assert visit.page.url == f"{base}/ui/login"
+    visit.page.wait_for_url(f"{base}/ui/login")
+
+
+def test_a_link_from_another_site_opens_the_pages_logged_in(chromium, base, other_port):
+    # "localhost" is another site than "127.0.0.1": the navigation carries no SameSite=Strict
+    # cookie; the shell's own same-origin request does, with the CSRF token from storage.
+    elsewhere = other_port.origin.replace("127.0.0.1", "localhost")
+    other_port.link = f"{base}/ui/"
+    visit = Visit(chromium, base, elsewhere)
+    visit.log_in()
+    create_challenge(base, "Linked App")
+    visit.page.goto(f"{elsewhere}/link")
+    visit.page.get_by_role("link", name="authsvc").click()
+    visit.page.wait_for_url(f"{base}/ui/")
+    visit.card("Linked App").wait_for(timeout=LIVE_WITHIN_MS)
+    visit.context.close()
+    assert visit.errors == []
 
 
 def seconds_of(clock: str) -> int:
@@ -650,3 +696,228 @@ def test_a_newcomer_follows_the_link_serve_prints(chromium, make_app, database_u
         sync_api.expect(row.locator(".state")).to_have_text("active")
         visit.context.close()
     assert visit.foreign == [] and visit.errors == []
+
+
+# --- other ports are other people; the login page's messages ------------------------------
+
+COOKIE = "authsvc_session"
+
+
+class OtherPort:
+    """A tiny HTTP server on another loopback port: records every request it receives and, on
+    ``/plant``, sets the cookie it was given for 127.0.0.1 (cookies ignore ports)."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, str]] = []
+        self.plant = ""
+        self.link = ""
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.received.append(dict(self.headers.items()))
+                self.send_response(200)
+                if self.path.startswith("/plant"):
+                    path = self.path.partition("path=")[2] or "/"
+                    cookie = f"{COOKIE}={owner.plant}; Path={path}; SameSite=Lax"
+                    self.send_header("Set-Cookie", cookie)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                page = '<!DOCTYPE html><title>elsewhere</title><img src="/pixel">'
+                if self.path == "/link":
+                    page += f'<a href="{owner.link}">authsvc</a>'
+                self.wfile.write(page.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def cookie_values(self) -> list[str]:
+        values = []
+        for headers in self.received:
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(headers.get("Cookie", ""))
+            values += [morsel.value for morsel in jar.values()]
+        return values
+
+    def header_values(self) -> set[str]:
+        return {value for headers in self.received for value in headers.values()}
+
+
+@pytest.fixture
+def other_port() -> Iterator[OtherPort]:
+    other = OtherPort()
+    other.thread.start()
+    yield other
+    other.server.shutdown()
+    other.server.server_close()
+
+
+def admin_login(served: str, username: str = "admin", password: str = ADMIN_PASSWORD) -> Any:
+    login = requests.post(
+        f"{served}/v1/session", json={"username": username, "password": password}, timeout=30
+    )
+    assert login.status_code == 200, login.text
+    return login
+
+
+def key_count(served: str, admin: dict[str, str]) -> int:
+    listing = requests.get(f"{served}/v1/admin/api-keys", headers=admin, timeout=30)
+    assert listing.status_code == 200, listing.text
+    return int(listing.json()["pagination"]["total"])
+
+
+def log_in_as_admin(visit: Visit) -> None:
+    visit.page.goto(f"{visit.base}/ui/login")
+    visit.page.get_by_label("Username").fill("admin")
+    visit.page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    visit.page.get_by_role("button", name="Log in").click()
+    visit.page.wait_for_url(f"{visit.base}/ui/")
+    visit.shown()
+
+
+def test_what_another_port_receives_never_lists_codes_or_makes_a_key(
+    chromium, multi_user_base, other_port
+):
+    served = multi_user_base
+    admin = bearer(admin_login(served).json()["token"])
+    challenge_id = create_challenge(served, "Pending App")
+    visit = Visit(chromium, served, other_port.origin)
+    log_in_as_admin(visit)
+    visit.card("Pending App").wait_for()
+    visit.page.goto(f"{other_port.origin}/visit")  # a link followed once; it loads an image too
+    assert len(other_port.received) == 2
+    received = other_port.cookie_values()
+    assert received, "the browser sent no cookie to the other port: the test proves nothing"
+    keys_before = key_count(served, admin)
+
+    for value in {*received, *other_port.header_values()}:
+        for headers, cookies in [
+            (bearer(value), {}),  # as a Bearer token
+            ({}, {COOKIE: value}),  # as the cookie
+            ({**bearer(value), "X-CSRF-Token": value}, {COOKIE: value}),  # every way at once
+            ({"X-CSRF-Token": value}, {COOKIE: value}),
+        ]:
+            for method, path, body in [
+                ("get", "/v1/pairing/challenges", None),
+                ("post", f"/v1/pairing/challenges/{challenge_id}/claim", None),
+                ("post", "/v1/api-keys", {"name": "stolen", "scopes": ["api", "manage"]}),
+                ("get", "/ui/", None),
+            ]:
+                answer = requests.request(
+                    method,
+                    f"{served}{path}",
+                    json=body,
+                    headers={**headers, "Accept": "text/html"},
+                    cookies=cookies,
+                    allow_redirects=False,
+                    timeout=30,
+                )
+                assert answer.status_code in {302, 401, 403} or "data-shell" in answer.text, (
+                    path,
+                    answer.status_code,
+                )
+                assert "Pending App" not in answer.text
+    assert key_count(served, admin) == keys_before
+    listing = requests.get(f"{served}/v1/pairing/challenges", headers=admin, timeout=30).json()
+    assert [c["claimed_by"] for c in listing["data"]] == [None]  # nobody claimed it
+
+    # The admin's own pages still work after the visit.
+    visit.page.goto(f"{served}/ui/")
+    visit.card("Pending App").wait_for()
+    visit.context.close()
+    assert visit.errors == []
+
+
+def is_fill(response: Any) -> bool:
+    """Whether a response answers the shell's request for its page (the CSRF token sent)."""
+    return "x-csrf-token" in response.request.headers
+
+
+@pytest.fixture
+def mallory(multi_user_base: str) -> requests.Response:
+    """A plain user whose program on another port logs in and keeps its own cookie to plant."""
+    admin = bearer(admin_login(multi_user_base).json()["token"])
+    made = requests.post(
+        f"{multi_user_base}/v1/admin/users",
+        json={"username": "mallory", "password": "mallory-password"},
+        headers=admin,
+        timeout=30,
+    )
+    assert made.status_code == 201, made.text
+    return admin_login(multi_user_base, "mallory", "mallory-password")  # type: ignore[no-any-return]
+
+
+def test_a_cookie_planted_by_another_port_never_shows_another_user(
+    chromium, multi_user_base, other_port, mallory
+):
+    served = multi_user_base
+    other_port.plant = mallory.cookies[COOKIE]
+    visit = Visit(chromium, served, other_port.origin)
+    log_in_as_admin(visit)
+
+    # Planted over the admin's cookie: the pages go to the login page, never show Mallory.
+    visit.page.goto(f"{other_port.origin}/plant")
+    cookies = [c for c in visit.context.cookies(served) if c["name"] == COOKIE]
+    assert [c["value"] for c in cookies] == [other_port.plant]  # the plant took
+    with visit.page.expect_response(lambda r: r.url == f"{served}/ui/keys" and is_fill(r)) as fill:
+        visit.page.goto(f"{served}/ui/keys")
+    assert fill.value.status == 403  # refused: the page is never rendered for Mallory
+    visit.page.wait_for_url(f"{served}/ui/login")
+    assert "mallory" not in visit.page.content()
+
+    # Planted beside the admin's own (a narrower path, sent first): ignored, the admin stays.
+    log_in_as_admin(visit)
+    visit.page.goto(f"{other_port.origin}/plant?path=/ui/")
+    visit.page.goto(f"{served}/ui/keys")
+    visit.shown()
+    assert len([c for c in visit.context.cookies() if c["name"] == COOKIE]) == 2
+    sync_api.expect(visit.page.locator(".who")).to_contain_text("admin")
+    sync_api.expect(visit.page.locator("h1")).to_have_text("Keys")
+    assert "mallory" not in visit.page.content()
+    visit.context.close()
+    assert visit.errors == []
+
+
+def test_the_login_page_says_wrong_password_and_how_long_to_wait(
+    chromium, make_app, database_url, tmp_path: Path
+):
+    make_app()
+    with run_server(database_url, tmp_path, AUTHSVC_LOGIN_RATE_LIMIT="1 per minute") as served:
+        visit = Visit(chromium, served)
+        visit.page.goto(f"{served}/ui/login")
+        password = visit.page.get_by_label("Password")
+        password.fill("not the password")
+        visit.page.get_by_role("button", name="Log in").click()
+        sync_api.expect(visit.page.get_by_role("alert")).to_have_text("Wrong password.")
+        password.fill(owner_token())  # the right one, refused while the limit holds
+        visit.page.get_by_role("button", name="Log in").click()
+        sync_api.expect(visit.page.get_by_role("alert")).to_have_text(
+            re.compile(r"^Too many failed logins: try again in \d+ seconds?\.$")
+        )
+        assert visit.page.url == f"{served}/ui/login"
+        visit.context.close()
+    assert visit.errors == []
+
+
+def test_the_login_form_without_javascript_never_sends_the_password(chromium, base):
+    visit = Visit(chromium, base, java_script_enabled=False)
+    posted: list[Any] = []
+    visit.page.on("request", lambda request: posted.append(request))
+    visit.page.goto(f"{base}/ui/login")
+    visit.page.get_by_label("Password").fill(owner_token())
+    visit.page.get_by_role("button", name="Log in").click()
+    visit.page.wait_for_load_state()
+    sync_api.expect(visit.page.get_by_role("alert")).to_have_text(
+        "Logging in needs JavaScript: turn it on."
+    )
+    assert visit.page.url == f"{base}/ui/login"
+    submitted = [request for request in posted if request.method == "POST"]
+    assert len(submitted) == 1
+    assert not submitted[0].post_data  # the fields have no name: nothing is sent
+    assert owner_token() not in str(visit.requested)
+    assert visit.context.cookies() == []
+    visit.context.close()

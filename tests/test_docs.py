@@ -52,10 +52,21 @@ def test_swagger_ui_page(client, path):
     assert response.mimetype == "text/html"
     assert response.headers["Anytype-Version"] == "2025-11-08"
     page = response.get_data(as_text=True)
-    assert "SwaggerUIBundle" in page
+    assert '<script src="/ui/static/docs.js"></script>' in page
+    assert "<script>" not in page  # no inline script: the policy forbids it
     assert "//" not in page.replace("http://www.w3.org", "")  # nothing from another host
     for asset in ASSETS:
         assert asset in page
+
+
+@pytest.mark.parametrize("path", UI_PATHS)
+def test_swagger_ui_sends_the_pages_security_headers(client, path):
+    headers = client.get(path).headers
+    policy = headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
 
 
 @pytest.mark.parametrize("path", ASSETS)

@@ -3,9 +3,8 @@
 import pytest
 from werkzeug.datastructures import Headers
 
-from authsvc import create_app
+from authsvc import create_app, sessions
 from authsvc.gate import judge
-from tests.conftest import login
 from tests.keyhelpers import counts
 
 # The contract's messages, spelled out: a changed text in the product must fail here.
@@ -73,6 +72,8 @@ def test_listed_hosts_and_the_wildcard():
 ORIGINS_REFUSED = [
     {"Origin": "https://evil.example"},
     {"Origin": "null"},
+    {"Origin": "null", "Sec-Fetch-Site": "cross-site"},  # a sandboxed frame elsewhere
+    {"Origin": "null", "Sec-Fetch-Site": "same-site"},  # another port's opaque frame
     {"Origin": "http://127.0.0.1:8080"},  # another port on this very machine
     {"Origin": "https://127.0.0.1:31009"},  # another scheme
     {"Origin": "http://localhost:31009"},  # another name for it
@@ -100,6 +101,8 @@ def test_cross_site_refused(headers, method):
         {"Origin": "HTTP://127.0.0.1:31009", "Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "same-origin"},
         {"Sec-Fetch-Site": "none"},  # typed into the address bar
+        # The pages' own form posted under Referrer-Policy: no-referrer.
+        {"Origin": "null", "Sec-Fetch-Site": "same-origin"},
     ],
 )
 def test_same_origin_and_non_browser_pass(headers):
@@ -250,11 +253,12 @@ def test_listed_origin_never_rides_on_the_cookie(make_app):
     """A browser app authenticates with a key: the host's cookie does not count from elsewhere."""
     app = make_app(AUTHSVC_CORS_ORIGINS=["http://localhost:3000"])
     client = app.test_client()
-    token = login(client)
-    client.set_cookie("authsvc_session", token)
-    assert client.get("/v1/settings").status_code == 200  # the page itself, same origin
-    from_app = client.get("/v1/settings", headers={"Origin": "http://localhost:3000"})
-    assert from_app.status_code == 401
+    started = client.post("/v1/session", json={"password": sessions.owner_password(app)}).json
+    page = {"X-CSRF-Token": started["csrf_token"]}
+    assert client.get("/v1/settings", headers=page).status_code == 200  # the page, same origin
+    from_app = {**page, "Origin": "http://localhost:3000"}
+    assert client.get("/v1/settings", headers=from_app).status_code == 401
+    assert client.get("/ui/keys", headers=from_app).status_code == 401  # nor a page
 
 
 def test_env_lists_are_read(monkeypatch):

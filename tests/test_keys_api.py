@@ -36,7 +36,7 @@ def create(client: Any, **body: Any) -> dict[str, Any]:
 
 def session_for(app: Any, user_id: str) -> dict[str, str]:
     with app.app_context():
-        token, _ = sessions.start_session(db.session.get_one(User, user_id))
+        token = sessions.start_session(db.session.get_one(User, user_id)).token
     return bearer(token)
 
 

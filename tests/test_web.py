@@ -1,4 +1,5 @@
-"""The web pages through the Flask test client: access, headers, CSRF, escaping (SPEC §9)."""
+"""The web pages through the Flask test client: access, headers, the pages' two-part credential
+(cookie and CSRF token), forms, escaping (SPEC §9)."""
 
 import re
 from pathlib import Path
@@ -28,33 +29,33 @@ def web_app(app: Flask) -> Flask:
 
 
 def log_in(client: FlaskClient, **credentials: str) -> dict[str, Any]:
-    """Log in as a browser does (the owner by default): the session lives in the cookie only."""
+    """Log in as the pages do (the owner by default): the client keeps the cookie and, as the
+    pages' script does, sends the answer's CSRF token with every request from then on."""
     owner = {"password": sessions.owner_password(client.application)}
     response = client.post("/v1/session", json=credentials or owner)
     assert response.status_code == 200, response.json
+    client.environ_base["HTTP_X_CSRF_TOKEN"] = response.json["csrf_token"]
     return response.json  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 def browser(web_app: Flask) -> FlaskClient:
-    """A client logged in with the session cookie and nothing else."""
+    """A client logged in as the pages are: the session cookie and the CSRF token header."""
     client = web_app.test_client()
     log_in(client)
     return client
 
 
-def csrf_of(page_html: str) -> str:
-    match = re.search(r'<meta name="csrf-token" content="([^"]*)">', page_html)
-    assert match, "the page carries no csrf-token meta element"
-    return match.group(1)
+def cookie_only(client: FlaskClient) -> FlaskClient:
+    """The same client without the CSRF token: what a navigation, or another port, sends."""
+    client.environ_base.pop("HTTP_X_CSRF_TOKEN", None)
+    return client
 
 
 def enable_multi_user(client: FlaskClient) -> FlaskClient:
     """Switch the instance to multi-user mode; answer a client logged in as its admin."""
     switched = client.post(
-        "/v1/system/enable-multi-user",
-        json={"username": "admin", "password": "admin-password"},
-        headers={"X-CSRF-Token": csrf_of(client.get("/ui/").get_data(as_text=True))},
+        "/v1/system/enable-multi-user", json={"username": "admin", "password": "admin-password"}
     )
     assert switched.status_code == 200, switched.json
     log_in(client, username="admin", password="admin-password")
@@ -62,16 +63,29 @@ def enable_multi_user(client: FlaskClient) -> FlaskClient:
 
 
 @pytest.mark.parametrize("path", [*PAGES, *MULTI_USER_PAGES])
-def test_pages_send_visitors_without_a_session_to_login(web_app, path):
-    response = web_app.test_client().get(path)
-    assert response.status_code == 302
-    assert response.headers["Location"] == "/ui/login"
+def test_visitors_without_a_session_get_the_shell_and_no_data(web_app, path):
+    shell = web_app.test_client().get(path)
+    assert shell.status_code == 200 and "data-shell" in shell.get_data(as_text=True)
+    refused = web_app.test_client().get(path, headers={"X-CSRF-Token": "forged"})
+    assert refused.status_code == 403
 
 
-def test_a_forged_cookie_is_no_session(web_app):
+@pytest.mark.parametrize("path", [*PAGES, *MULTI_USER_PAGES])
+def test_a_navigation_with_the_cookie_alone_gets_an_empty_shell(browser, path):
+    shell = cookie_only(browser).get(path)
+    assert shell.status_code == 200
+    page = shell.get_data(as_text=True)
+    assert "data-shell" in page
+    assert "Log out" not in page and "owner" not in page  # nothing of the session
+    assert shell.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("cookie", ["forged.token", ""])
+def test_a_forged_cookie_with_a_forged_token_is_no_session(web_app, cookie):
     client = web_app.test_client()
-    client.set_cookie(sessions.COOKIE, "forged.token")
-    assert client.get("/ui/").headers["Location"] == "/ui/login"
+    client.set_cookie(sessions.COOKIE, cookie)
+    refused = client.get("/ui/", headers={"X-CSRF-Token": "forged"})
+    assert refused.status_code == 403, refused.json
 
 
 @pytest.mark.parametrize("path", ["/ui/login", "/ui/static/authsvc.js", *PAGES])
@@ -120,36 +134,38 @@ def test_login_page_names_its_fields(web_app):
     assert ">Log in</button>" in page
 
 
-def test_logged_in_visitors_skip_the_login_page(browser):
-    assert browser.get("/ui/login").headers["Location"] == "/ui/"
+def test_the_login_page_shows_even_with_a_session(browser):
+    # A redirect would loop for a browser whose storage lost its half of the credential.
+    assert browser.get("/ui/login").status_code == 200
 
 
-def test_pages_carry_the_sessions_csrf_token(browser, web_app):
-    token = csrf_of(browser.get("/ui/keys").get_data(as_text=True))
+def test_the_login_answer_carries_the_sessions_csrf_token(web_app):
+    started = log_in(web_app.test_client())
     with web_app.app_context():
         session = db.session.scalars(db.select(AuthSession)).one()
-        assert token == sessions.csrf_token(session)
+        assert started["csrf_token"] == sessions.csrf_token(session)
+    page = web_app.test_client().get("/ui/login").get_data(as_text=True)
+    assert started["csrf_token"] not in page and "csrf" not in page
 
 
 def test_a_change_on_the_cookie_alone_without_the_token_is_refused(browser):
-    for headers in [{}, {"X-CSRF-Token": "forged"}]:
+    token = browser.environ_base["HTTP_X_CSRF_TOKEN"]
+    cookie_only(browser)
+    for headers in [{}, {"X-CSRF-Token": "forged"}, {"X-CSRF-Token": token + "x"}]:
         refused = browser.patch("/v1/settings", json={"pairing_enabled": False}, headers=headers)
         assert refused.status_code == 403, refused.json
         assert refused.json["message"] == "missing or invalid csrf token"
-    token = csrf_of(browser.get("/ui/").get_data(as_text=True))
-    assert browser.get("/v1/settings").json["pairing_enabled"] is True  # nothing changed
+    assert browser.get("/v1/settings", headers={"X-CSRF-Token": token}).json["pairing_enabled"]
     accepted = browser.patch(
         "/v1/settings", json={"pairing_enabled": False}, headers={"X-CSRF-Token": token}
     )
     assert accepted.status_code == 200, accepted.json
-    assert 'id="locked" class="banner" role="alert">' in browser.get("/ui/").get_data(as_text=True)
+    page = browser.get("/ui/", headers={"X-CSRF-Token": token}).get_data(as_text=True)
+    assert 'id="locked" class="banner" role="alert">' in page
 
 
 def test_key_names_are_escaped_and_secrets_never_rendered(browser):
-    token = csrf_of(browser.get("/ui/keys").get_data(as_text=True))
-    created = browser.post(
-        "/v1/api-keys", json={"name": "<script>alert(1)</script>"}, headers={"X-CSRF-Token": token}
-    )
+    created = browser.post("/v1/api-keys", json={"name": "<script>alert(1)</script>"})
     assert created.status_code == 201, created.json
     page = browser.get("/ui/keys").get_data(as_text=True)
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -159,12 +175,11 @@ def test_key_names_are_escaped_and_secrets_never_rendered(browser):
 
 
 def test_key_states_in_the_table(browser):
-    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/keys").get_data(as_text=True))}
-    first = browser.post("/v1/api-keys", json={"name": "first"}, headers=token).json
-    browser.patch(f"/v1/api-keys/{first['id']}", json={"enabled": False}, headers=token)
+    first = browser.post("/v1/api-keys", json={"name": "first"}).json
+    browser.patch(f"/v1/api-keys/{first['id']}", json={"enabled": False})
     body = {"name": "second", "scopes": ["api", "manage"]}
-    second = browser.post("/v1/api-keys", json=body, headers=token).json
-    browser.delete(f"/v1/api-keys/{second['id']}", headers=token)
+    second = browser.post("/v1/api-keys", json=body).json
+    browser.delete(f"/v1/api-keys/{second['id']}")
     page = browser.get("/ui/keys").get_data(as_text=True)
     assert re.search(r'state-disabled">\s*<td data-label="Name" class="name">first', page)
     assert re.search(r'state-revoked">\s*<td data-label="Name" class="name">second', page)
@@ -183,9 +198,8 @@ def test_multi_user_pages_do_not_exist_for_a_single_owner(browser, path):
 def test_admin_pages_in_multi_user_mode(browser, path):
     enable_multi_user(browser)
     assert browser.get(path).status_code == 200
-    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/").get_data(as_text=True))}
     created = browser.post(
-        "/v1/admin/users", json={"username": "plain", "password": "plain-password"}, headers=token
+        "/v1/admin/users", json={"username": "plain", "password": "plain-password"}
     )
     assert created.status_code == 201, created.json
     log_in(browser, username="plain", password="plain-password")
@@ -199,9 +213,8 @@ def test_multi_user_login_asks_for_a_username(browser):
 
 
 def test_audit_page_filters_and_pages(browser):
-    token = {"X-CSRF-Token": csrf_of(browser.get("/ui/").get_data(as_text=True))}
     for name in ("a", "b", "c"):
-        browser.post("/v1/api-keys", json={"name": name}, headers=token)
+        browser.post("/v1/api-keys", json={"name": name})
     page = browser.get("/ui/admin/audit?type=key.created&limit=2").get_data(as_text=True)
     assert page.count('<td data-label="Type">key.created</td>') == 2
     assert "login.succeeded</td>" not in page

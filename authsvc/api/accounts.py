@@ -31,18 +31,24 @@ class EnableMultiUserBody(BaseModel):
 
 @api.post("/v1/session", responses=ok(SessionStarted, {**ERRORS, **errors(429)}))
 def login(body: LoginBody) -> Response:
-    """Log in: a session token and an HttpOnly cookie for the web pages."""
+    """Log in: a session token, and for the web pages an HttpOnly cookie and a CSRF token,
+    the two halves of their credential."""
     user = sessions.check_credentials(
         body.username, body.password, request.remote_addr, users.single_user_owner()
     )
-    token, expires_at = sessions.start_session(user)
+    started = sessions.start_session(user)
     response = jsonify(
-        {"token": token, "expires_at": iso(expires_at), "user": users.user_to_dict(user)}
+        {
+            "token": started.token,
+            "expires_at": iso(started.expires_at),
+            "user": users.user_to_dict(user),
+            "csrf_token": started.csrf_token,
+        }
     )
     response.set_cookie(
         sessions.COOKIE,
-        token,
-        max_age=int((expires_at - utcnow()).total_seconds()),
+        started.cookie,
+        max_age=int((started.expires_at - utcnow()).total_seconds()),
         httponly=True,
         samesite="Strict",
         secure=request.is_secure,

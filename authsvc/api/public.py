@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import __version__, database
 from ..errors import ApiError
+from ..pageheaders import PAGE_HEADERS
 from .resources import Health, ServiceInfo
 from .schemas import errors, ok
 
@@ -40,21 +41,10 @@ SWAGGER_PAGE = """<!DOCTYPE html>
   <link rel="stylesheet" href="{{ asset('css/swagger-ui.css') }}">
 </head>
 <body>
-<div id="swagger-ui"></div>
+<div id="swagger-ui" data-document-url="{{ doc_url }}"></div>
 <script src="{{ asset('js/swagger-ui-bundle.js') }}"></script>
 <script src="{{ asset('js/swagger-ui-standalone-preset.js') }}"></script>
-<script>
-window.onload = function () {
-  window.ui = SwaggerUIBundle({
-    url: {{ doc_url|tojson }},
-    dom_id: "#swagger-ui",
-    deepLinking: true,
-    validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
-    layout: "StandaloneLayout"
-  });
-};
-</script>
+<script src="{{ url_for('web.static', filename='docs.js') }}"></script>
 </body>
 </html>
 """
@@ -101,6 +91,13 @@ def docs_enabled() -> None:
     """``DISABLE_SWAGGER_DOCS=true`` hides the UI as if it did not exist."""
     if current_app.config["DISABLE_SWAGGER_DOCS"]:
         abort(404)
+
+
+@docs.after_request
+def security_headers(response: Response) -> Response:
+    """Swagger UI is a page like the others: the same policy and headers."""
+    response.headers.update(PAGE_HEADERS)
+    return response
 
 
 @docs.get("/api/docs")

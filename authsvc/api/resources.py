@@ -2,7 +2,7 @@
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class RateLimit(BaseModel):
@@ -177,6 +177,9 @@ class SessionStarted(BaseModel):
     token: str
     expires_at: str
     user: UserResource
+    csrf_token: str = Field(
+        description="the web pages' half of their credential, sent as X-CSRF-Token"
+    )
 
 
 class MultiUserEnabled(BaseModel):

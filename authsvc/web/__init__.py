@@ -1,82 +1,69 @@
 """The host's web pages (SPEC §9): thin views over the business modules.
 
-Pages are rendered here from the same modules the JSON API uses; every change a page makes goes
-through the JSON API, from ``static/authsvc.js``, with the session's CSRF token.
+Pages are rendered here from the same modules the JSON API uses, but only for a request that
+carries both halves of the pages' credential: the session cookie and the CSRF token, which the
+pages keep in origin-bound storage and send as a header. A plain navigation (which can carry the
+cookie only) gets an empty shell, whose script fetches the page with the header and fills it in.
+Every change a page makes goes through the JSON API, from ``static/authsvc.js``.
 """
 
 from typing import Any, TypeVar
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import Blueprint, Response, g, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Select
 
 from .. import keys, organizations, pairing, sessions, settings, users
-from ..auth import Caller, require_role
+from ..auth import Caller, page_caller, require_role
 from ..errors import ApiError, describe_validation_error
 from ..extensions import db
 from ..models import ApiKey, Organization, User
+from ..pageheaders import PAGE_HEADERS
 from ..wire import PageQuery, page
 
 web = Blueprint(
     "web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
 )
 
-# Scripts, styles, images and requests from this origin only; no inline script, no framing.
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    ]
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-OPEN_ENDPOINTS = {"web.login", "web.static"}
+OPEN_ENDPOINTS = {"web.login", "web.login_without_script", "web.static"}
 PAGE_SIZE = 50
 Model = TypeVar("Model", bound=BaseModel)
 
 
 @web.before_request
 def require_login() -> ResponseReturnValue | None:
-    """Every page but the login page and its assets needs a live session cookie."""
+    """A page is rendered for both halves of a session; a navigation gets the shell.
+
+    The shell holds nothing of any session, so a cookie another port planted or read shows
+    nothing. It is served whatever cookie came (none, from a link on another site: the
+    ``SameSite=Strict`` cookie rides only on the shell's own same-origin request).
+    """
     if request.endpoint in OPEN_ENDPOINTS:
         return None
-    token = request.cookies.get(sessions.COOKIE)
-    resolved = sessions.resolve(token) if token else None
-    if resolved is None:
-        return redirect(url_for("web.login"))
-    g.web_caller = Caller(user=resolved[0], session=resolved[1])
+    if sessions.CSRF_HEADER not in request.headers:
+        return render_template("shell.html")
+    g.web_caller = page_caller()
     return None
 
 
 @web.after_request
 def security_headers(response: Response) -> Response:
     """SPEC §9's headers on every page and asset; pages (they show codes) are never cached."""
-    response.headers.update(SECURITY_HEADERS)
+    response.headers.update(PAGE_HEADERS)
     if request.endpoint != "web.static":
         response.headers["Cache-Control"] = "no-store"
+        response.headers["Vary"] = sessions.CSRF_HEADER
     return response
 
 
 @web.context_processor
 def page_context() -> dict[str, Any]:
-    """What base.html needs: the user, the CSRF token and which pages to offer."""
+    """What base.html needs: the user and which pages to offer."""
     caller: Caller | None = g.get("web_caller")
     user = caller.user if caller else None
     return {
         "user": user,
-        "csrf_token": sessions.csrf_token(caller.session) if caller and caller.session else "",
         "multi_user": users.is_multi_user(),
         "is_admin": user is not None and user.role == "admin",
         "page_url": page_url,
@@ -140,12 +127,16 @@ def organization_names(ids: list[str] | None = None) -> dict[str, str]:
 
 
 @web.get("/login")
-def login() -> ResponseReturnValue:
+def login() -> str:
     """The login form; the ``authsvc open`` link lands here with the owner token in its fragment."""
-    token = request.cookies.get(sessions.COOKIE)
-    if token and sessions.resolve(token):
-        return redirect(url_for("web.pairing_requests"))
     return render_template("login.html")
+
+
+@web.post("/login")
+def login_without_script() -> str:
+    """The login form submitted without JavaScript (its fields have no name, so it sends no
+    password): say why nothing happened."""
+    return render_template("login.html", notice="Logging in needs JavaScript: turn it on.")
 
 
 @web.get("/")

@@ -1,30 +1,53 @@
-// What every page shares: the one fetch helper for the JSON API (it sends the CSRF token),
-// notices, the confirm dialog, and the data-action buttons and data-api forms of the pages.
+// What every page shares: the one fetch helper (it sends the pages' CSRF token), the shell that
+// fills a page in, notices, the confirm dialog, and the data-action buttons and data-api forms.
+//
+// The pages' credential has two halves: the HttpOnly session cookie, which the browser sends by
+// itself (to every port of this host, so it proves nothing alone), and the CSRF token, which
+// login keeps in localStorage (bound to this origin, port included) and send() adds as a header.
 
-const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+const CSRF_STORAGE = "authsvc.csrf";
+const CSRF_HEADER = "X-CSRF-Token";
 let clockOffset = 0; // server time minus this browser's time, from the Date header
 
 export class ApiFailure extends Error {
-  constructor(status, message) {
+  constructor(status, message, retryAfter = null) {
     super(message);
     this.status = status;
+    this.retryAfter = retryAfter; // seconds, from Retry-After, when the server sent one
   }
+}
+
+export function keepCsrfToken(token) {
+  localStorage.setItem(CSRF_STORAGE, token);
+}
+
+export function forgetCsrfToken() {
+  localStorage.removeItem(CSRF_STORAGE);
+}
+
+export function toLogin() {
+  location.assign("/ui/login");
+}
+
+// The one fetch helper of the pages: this origin only, with the CSRF token when one is kept.
+export async function send(path, options = {}) {
+  const headers = { ...options.headers };
+  const token = localStorage.getItem(CSRF_STORAGE);
+  if (token) headers[CSRF_HEADER] = token;
+  const response = await fetch(path, { ...options, headers, credentials: "same-origin" });
+  const date = Date.parse(response.headers.get("Date") ?? "");
+  if (!Number.isNaN(date)) clockOffset = date - Date.now();
+  return response;
 }
 
 // Call the JSON API on this origin; answers the parsed body, throws ApiFailure on an error.
 export async function api(method, path, body) {
-  const options = {
-    method,
-    credentials: "same-origin",
-    headers: { Accept: "application/json", "X-CSRF-Token": csrfToken },
-  };
+  const options = { method, headers: { Accept: "application/json" } };
   if (body !== undefined) {
     options.headers["Content-Type"] = "application/json";
     options.body = JSON.stringify(body);
   }
-  const response = await fetch(path, options);
-  const date = Date.parse(response.headers.get("Date") ?? "");
-  if (!Number.isNaN(date)) clockOffset = date - Date.now();
+  const response = await send(path, options);
   const text = await response.text();
   let data = null;
   try {
@@ -33,7 +56,9 @@ export async function api(method, path, body) {
     data = null;
   }
   if (!response.ok) {
-    throw new ApiFailure(response.status, data?.message ?? `request failed (${response.status})`);
+    const wait = Number.parseInt(response.headers.get("Retry-After") ?? "", 10);
+    const message = data?.message ?? `request failed (${response.status})`;
+    throw new ApiFailure(response.status, message, Number.isNaN(wait) ? null : wait);
   }
   return data;
 }
@@ -53,7 +78,7 @@ export function notify(message, kind = "error") {
 
 // Tell the person what failed; an ended session goes back to the login page.
 export function report(error) {
-  if (error instanceof ApiFailure && error.status === 401) location.assign("/ui/login");
+  if (error instanceof ApiFailure && error.status === 401) toLogin();
   else notify(error.message);
 }
 
@@ -73,17 +98,44 @@ export async function confirmAction(message, label) {
   return (await ask(dialog)) === "ok";
 }
 
+// This page as the server renders it for the session; an ended session goes to the login page.
+async function fetchPage() {
+  const response = await send(location.href, { headers: { Accept: "text/html" } });
+  if (response.status === 401 || response.status === 403) {
+    toLogin();
+    return null;
+  }
+  const text = await response.text();
+  if (!response.ok) {
+    let message = `the page could not be loaded (${response.status})`;
+    try {
+      message = JSON.parse(text).message ?? message;
+    } catch {}
+    throw new Error(message);
+  }
+  return new DOMParser().parseFromString(text, "text/html");
+}
+
 // Re-render the page's main content from the server, which owns all rendering.
 export async function refresh() {
-  const response = await fetch(location.href, { credentials: "same-origin" });
-  if (response.redirected) {
-    location.assign(response.url); // the session ended: the login page
+  const fresh = await fetchPage();
+  const content = fresh?.getElementById("content");
+  if (content) document.getElementById("content").replaceChildren(...content.childNodes);
+}
+
+// A navigation gets an empty shell: fill it with the page, then run the page's own scripts.
+async function fillShell() {
+  if (!localStorage.getItem(CSRF_STORAGE)) {
+    toLogin();
     return;
   }
-  if (!response.ok) throw new Error(`the page could not be reloaded (${response.status})`);
-  const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-  const content = fresh.getElementById("content");
-  if (content) document.getElementById("content").replaceChildren(...content.childNodes);
+  const fresh = await fetchPage();
+  if (!fresh) return;
+  document.title = fresh.title;
+  document.body.replaceChildren(...fresh.body.childNodes);
+  for (const script of fresh.querySelectorAll('script[type="module"][src]')) {
+    await import(new URL(script.getAttribute("src"), location.href).href);
+  }
 }
 
 // Run one change, report its outcome and re-render. Its result (a new key's secret) is handed
@@ -153,10 +205,26 @@ document.addEventListener("submit", async (event) => {
   await run(() => api(method, path, formBody(form)), form.dataset.done);
 });
 
-document.querySelector("[data-logout]")?.addEventListener("click", async () => {
+document.addEventListener("click", async (event) => {
+  if (!event.target.closest("[data-logout]")) return;
   try {
     await api("DELETE", "/v1/session");
   } finally {
-    location.assign("/ui/login");
+    forgetCsrfToken();
+    toLogin();
   }
 });
+
+// A filter form (data-query) is posted like every form, but read as this page with its query.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-query]");
+  if (!form) return;
+  event.preventDefault();
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData(form)) if (value !== "") query.append(name, value);
+  location.assign(`${form.dataset.query}?${query}`);
+});
+
+if (document.querySelector("[data-shell]")) {
+  fillShell().catch((error) => notify(error.message));
+}

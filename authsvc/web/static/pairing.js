@@ -1,6 +1,6 @@
 // The live list of pairing requests: polls GET /v1/pairing/challenges every second, renders
 // each request from a <template> with textContent only (an app name is untrusted text).
-import { api, ApiFailure, notify, report, serverNow } from "./authsvc.js";
+import { api, ApiFailure, notify, report, serverNow, toLogin } from "./authsvc.js";
 
 const POLL_MS = 1000;
 const list = document.getElementById("challenges");
@@ -125,7 +125,7 @@ async function poll() {
     render(listing.data);
   } catch (error) {
     if (error instanceof ApiFailure && error.status === 401) {
-      location.assign("/ui/login");
+      toLogin();
       return;
     }
     notify(`Cannot reach authsvc: ${error.message}`);
