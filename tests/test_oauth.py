@@ -8,7 +8,8 @@ import pytest
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from authsvc import tokens, users
+from authsvc import device, tokens, users
+from authsvc.clock import utcnow
 from authsvc.extensions import db
 from authsvc.models import ApiKey, Challenge
 from tests.conftest import bearer, host_client
@@ -463,3 +464,17 @@ def test_revocation_by_the_token_itself(app, anon, api_key):
         assert anon.post("/oauth/revoke", data={"token": unknown}).status_code == 200
     missing = anon.post("/oauth/revoke", data={})
     assert (missing.status_code, error_of(missing)) == (400, "invalid_request")
+
+
+def test_a_poll_that_read_the_approval_before_another_won_gets_no_key(app, anon, client):
+    """What a race comes to: a poll still holding the approved row after a rival took it."""
+    with freeze_time(START):
+        started = authorize(anon)
+        assert decide(client, started["user_code"]).status_code == 200
+        with app.app_context():
+            stale = db.session.scalars(select(Challenge)).one()
+            assert poll(anon, started).status_code == 200
+            with pytest.raises(device.DeviceError) as refused:
+                device.issue_key(stale, utcnow())
+            assert refused.value.error == "invalid_grant"
+            assert len(db.session.scalars(select(ApiKey)).all()) == 1
