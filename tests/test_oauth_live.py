@@ -1,6 +1,8 @@
 """An off-the-shelf OAuth library pairs with a real server (2 gunicorn workers), and racing
 polls of one device code yield one key, on SQLite and PostgreSQL."""
 
+from pathlib import Path
+
 import pytest
 import requests
 from requests_oauth2client import BearerToken, OAuth2Client
@@ -15,6 +17,7 @@ from tests.test_server import all_at_once, host_headers
 server = test_server.server  # the live gunicorn fixture, shared
 RACERS = 12
 GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def library_client(base: str, client_id: str = "Library App") -> OAuth2Client:
@@ -106,3 +109,21 @@ def test_racing_polls_of_one_device_code_yield_one_key(server, make_app):
     with make_app().app_context():
         issued = select(func.count()).where(ApiKey.created_via == "device")
         assert db.session.scalar(issued) == 1
+
+
+def readme_example() -> str:
+    """The Python example of the README's section on OAuth libraries."""
+    section = README.read_text().split("## Pairing with any OAuth library", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_pairs_as_written(server):
+    def person(*words: object) -> None:
+        """Stands in for the person who reads the printed code and approves it on the host."""
+        assert decide(server, str(words[-1])).status_code == 200
+
+    namespace: dict[str, object] = {"print": person}
+    exec(readme_example().replace("http://127.0.0.1:31009", server), namespace)
+    token = namespace["token"]
+    assert isinstance(token, BearerToken)
+    assert requests.get(f"{server}/v1/auth", auth=token, timeout=30).status_code == 200
