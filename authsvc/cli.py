@@ -357,10 +357,13 @@ class Unreachable(click.ClickException):
 @main.command()
 @click.option("--app", "app_name", required=True, help="The name the host will see.")
 @click.option("--url", help="authsvc's address (default: $AUTHSVC_URL or 127.0.0.1:31009).")
-def pair(app_name: str, url: str | None) -> None:
+@click.option(
+    "--device", is_flag=True, help="Show a code to type on the host's page (OAuth device flow)."
+)
+def pair(app_name: str, url: str | None, device: bool) -> None:
     """Pair this app with a host and print its new API key, once.
 
-    Exit codes: 0 paired, 1 refused (wrong code, expired, pairing off…), 2 bad usage,
+    Exit codes: 0 paired, 1 refused (wrong code, expired, denied, pairing off…), 2 bad usage,
     3 server unreachable.
     """
     app_client = client.Client(url)
@@ -370,8 +373,17 @@ def pair(app_name: str, url: str | None) -> None:
         click.echo("The host now sees a 4-digit code for this app.", err=True)
         return str(click.prompt("Code shown by the host", prompt_suffix=": ", err=True))
 
+    def show_code(started: dict[str, Any]) -> None:
+        click.echo(f"On the host, open {started['verification_uri']}", err=True)
+        click.echo(f"and enter the code {started['user_code']}", err=True)
+        click.echo(f"(or open {started['verification_uri_complete']})", err=True)
+        click.echo("Waiting for the host to approve…", err=True)
+
     try:
-        key = app_client.pair(app_name, read_code)
+        if device:
+            key = app_client.pair_device(app_name, show_code)
+        else:
+            key = app_client.pair(app_name, read_code)
     except client.ConnectionFailed as error:  # an ApiError too: no answer, so exit code 3
         raise Unreachable(f"cannot reach {app_client.base_url}: {error.__cause__}") from error
     except client.ApiError as error:

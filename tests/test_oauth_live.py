@@ -1,6 +1,7 @@
 """An off-the-shelf OAuth library pairs with a real server (2 gunicorn workers), and racing
 polls of one device code yield one key, on SQLite and PostgreSQL."""
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,11 @@ from requests_oauth2client import BearerToken, OAuth2Client
 from requests_oauth2client.exceptions import AccessDenied, AuthorizationPending, SlowDown
 from sqlalchemy import func, select
 
+from authsvc.client import BadRequest, Client
 from authsvc.extensions import db
 from authsvc.models import ApiKey
 from tests import test_server
-from tests.test_server import all_at_once, host_headers
+from tests.test_server import BIN, ROOT, all_at_once, host_headers
 
 server = test_server.server  # the live gunicorn fixture, shared
 RACERS = 12
@@ -127,3 +129,64 @@ def test_the_readme_example_pairs_as_written(server):
     token = namespace["token"]
     assert isinstance(token, BearerToken)
     assert requests.get(f"{server}/v1/auth", auth=token, timeout=30).status_code == 200
+
+
+class StopPolling(Exception):
+    """Ends a client's polling from its wait, once the test has seen enough."""
+
+
+def test_the_python_client_pairs_the_oauth_way(server):
+    waits: list[float] = []
+    app = Client(server)
+    key = app.pair_device(
+        "Client App",
+        show=lambda started: decide(server, started["user_code"]),  # the person approves
+        wait=waits.append,
+    )
+    assert waits == [5.0]
+    assert app.whoami()["key"]["created_via"] == "device"
+    assert Client(server, key).whoami()["key"]["name"] == "Client App"
+
+
+def test_the_python_client_polls_politely_and_hears_a_denial(server):
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 3:
+            raise StopPolling
+
+    with pytest.raises(StopPolling):
+        Client(server).pair_device("Patient App", show=lambda started: None, wait=wait)
+    assert waits == [5.0, 5.0, 10.0]  # pending, then slow_down: 5 s more
+
+    with pytest.raises(BadRequest) as denied:
+        Client(server).pair_device(
+            "Denied App",
+            show=lambda started: decide(server, started["user_code"], "deny"),
+            wait=lambda seconds: None,
+        )
+    assert (denied.value.code, denied.value.message) == (
+        "access_denied",
+        "the host denied the request",
+    )
+
+
+def test_authsvc_pair_device_from_the_shell(server):
+    process = subprocess.Popen(
+        [str(BIN / "authsvc"), "pair", "--app", "Shell Device", "--device", "--url", server],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines = [process.stderr.readline() for _ in range(3)]
+    assert lines[1] == f"On the host, open {server}/ui/device\n"
+    user_code = lines[2].split()[-1]
+    assert decide(server, user_code).status_code == 200
+    out, err = process.communicate(timeout=60)  # one poll after the 5 s interval
+    assert process.returncode == 0, err
+    key = out.strip()
+    assert key.startswith("sk-") and key not in err
+    assert Client(server, key).whoami()["key"]["created_via"] == "device"
