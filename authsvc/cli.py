@@ -448,11 +448,14 @@ def server_url() -> str | None:
 @click.option(
     "--allow-insecure", is_flag=True, help="Allow plain http:// to a host other than this one."
 )
-def pair(app_name: str, url: str | None, allow_insecure: bool) -> None:
+@click.option(
+    "--device", is_flag=True, help="Show a code to type on the host's page (OAuth device flow)."
+)
+def pair(app_name: str, url: str | None, allow_insecure: bool, device: bool) -> None:
     """Pair this app with a host and print its new API key, once.
 
     A wrong code can be typed again while the challenge has attempts left.
-    Exit codes: 0 paired, 1 refused (wrong code, expired, pairing off…), 2 bad usage,
+    Exit codes: 0 paired, 1 refused (wrong code, expired, denied, pairing off…), 2 bad usage,
     3 server unreachable.
     """
     try:
@@ -468,10 +471,18 @@ def pair(app_name: str, url: str | None, allow_insecure: bool) -> None:
         plural = "attempt" if attempts_left == 1 else "attempts"
         click.echo(f"Wrong code: {attempts_left} {plural} left; type it again.", err=True)
 
-    click.echo("The host will see a 4-digit code for this app.", err=True)
+    def show_code(started: dict[str, Any]) -> None:
+        click.echo(f"On the host, open {started['verification_uri']}", err=True)
+        click.echo(f"and enter the code {started['user_code']}", err=True)
+        click.echo(f"(or open {started['verification_uri_complete']})", err=True)
+        click.echo("Waiting for the host to approve…", err=True)
 
     try:
-        key = app_client.pair(app_name, read_code, on_wrong_code=wrong_code)
+        if device:
+            key = app_client.pair_device(app_name, show_code)
+        else:
+            click.echo("The host will see a 4-digit code for this app.", err=True)
+            key = app_client.pair(app_name, read_code, on_wrong_code=wrong_code)
     except client.ConnectionFailed as error:  # an ApiError too: no answer, so exit code 3
         raise Unreachable(f"cannot reach {app_client.base_url}: {error.__cause__}") from error
     except client.ApiError as error:

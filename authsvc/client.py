@@ -14,6 +14,7 @@ import hashlib
 import ipaddress
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +32,8 @@ DEFAULT_URL = "http://127.0.0.1:31009"
 RETRIED_METHODS = frozenset({"GET", "HEAD", "DELETE"})
 RETRIED_STATUSES = frozenset({502, 503, 504})
 PAGE_SIZE = 1000
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+SLOW_DOWN_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -149,8 +152,9 @@ def error_from(response: requests.Response) -> ApiError:
         body = None
     if not isinstance(body, dict):
         body = {}
-    code = str(body.get("code", ""))
-    message = str(body.get("message") or unexpected(response))
+    # OAuth's endpoints answer {"error", "error_description"}; the rest {"code", "message"}.
+    code = str(body.get("code") or body.get("error") or "")
+    message = str(body.get("message") or body.get("error_description") or unexpected(response))
     if response.status_code == 429:
         retry_after = str(response.headers.get("Retry-After", body.get("retry_after")))
         seconds = int(retry_after) if retry_after.isdigit() else None
@@ -326,6 +330,43 @@ class Client:
             self.api_key = self.field(issued, "api_key")
             return self.api_key
 
+    def pair_device(
+        self,
+        app_name: str,
+        show: Callable[[dict[str, Any]], None] | None = None,
+        wait: Callable[[float], None] = time.sleep,
+    ) -> str:
+        """Pair the OAuth way (RFC 8628): the person types the code this app shows.
+
+        ``show`` gets the device authorization (``user_code``, ``verification_uri``,
+        ``verification_uri_complete``…); by default it prints the code and the link. Then the
+        token endpoint is polled politely: every ``interval`` seconds, 5 more after each
+        ``slow_down``, until the host decides. A denial or expiry raises :class:`BadRequest`
+        with ``code`` ``access_denied`` or ``expired_token``. The key is kept and returned.
+        """
+        started = self.request(
+            "POST", "/oauth/device_authorization", json={"client_id": app_name}, authenticated=False
+        )
+        (show or print_device_prompt)(started)
+        interval = float(started.get("interval") or SLOW_DOWN_SECONDS)
+        poll = {
+            "grant_type": DEVICE_GRANT,
+            "device_code": started["device_code"],
+            "client_id": app_name,
+        }
+        while True:
+            wait(interval)
+            try:
+                issued = self.request("POST", "/oauth/token", json=poll, authenticated=False)
+            except BadRequest as error:
+                if error.code == "slow_down":
+                    interval += SLOW_DOWN_SECONDS
+                elif error.code != "authorization_pending":
+                    raise
+                continue
+            self.api_key = str(issued["access_token"])
+            return self.api_key
+
     def whoami(self) -> dict[str, Any]:
         """``{"authenticated", "key", "user"}`` for the current key."""
         return self.request("GET", "/v1/auth/whoami")
@@ -366,3 +407,9 @@ class Client:
             if not page["pagination"]["has_more"]:
                 return
             offset += len(page["data"])
+
+
+def print_device_prompt(started: dict[str, Any]) -> None:
+    """Tell the person where to approve this app, and with which code."""
+    print(f"Open {started['verification_uri']} and enter the code {started['user_code']}")
+    print(f"(or open {started['verification_uri_complete']})")

@@ -48,3 +48,14 @@ def reset(name: str) -> None:
         .values(value=0)
         .execution_options(synchronize_session=False)
     )
+
+
+def release(name: str) -> None:
+    """Give back one reserved unit (the reservation turned out not to count); commit."""
+    db.session.execute(
+        update(Counter)
+        .where(Counter.name == name, Counter.value > 0)
+        .values(value=Counter.value - 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()

@@ -107,7 +107,13 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
 
 
 class Challenge(db.Model):  # type: ignore[name-defined]
-    """A pairing challenge: an app waits for the person to read it the code."""
+    """A pairing challenge: an app waits for the person to read it the code (kind ``code``),
+    or shows the person a user code to type into the host's page (kind ``device``, RFC 8628).
+
+    A device challenge keeps only the digest of its device code; the host's approval sets
+    ``state`` to ``approved``, ``claimed_by`` to the approver and ``grant`` to the narrowing
+    the new key gets when the app next polls.
+    """
 
     __tablename__ = "challenges"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -124,6 +130,13 @@ class Challenge(db.Model):  # type: ignore[name-defined]
     key_id: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)  # the purge
+    kind: Mapped[str] = mapped_column(String(16), default="code", server_default="code")
+    user_code: Mapped[str | None] = mapped_column(String(8), unique=True)
+    device_code_digest: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str | None] = mapped_column(String(64))
+    poll_interval: Mapped[int | None]
+    last_polled_at: Mapped[datetime | None]
+    grant: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_challenges_state_expires_at", "state", "expires_at"),)
 

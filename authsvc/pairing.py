@@ -71,10 +71,13 @@ def issue_challenge(
     code_challenge: str | None,
     user_agent: str | None = None,
     origin: str | None = None,
+    **kind_fields: Any,
 ) -> Challenge:
     """Create a challenge with a fresh 4-digit code and tell the host about it.
 
     The user agent and origin are the app's own words, kept (shortened) for the host to judge.
+    ``kind_fields`` set the columns of another kind of challenge (the device flow's), which
+    shares the caps, the TTL and the audit of this one.
     """
     require_pairing_enabled()
     serialize("challenge-creation")  # the caps below count, then insert
@@ -92,11 +95,12 @@ def issue_challenge(
         origin=origin[:UNTRUSTED_TEXT_LIMIT] if origin else None,
         created_at=now,
         expires_at=now + timedelta(seconds=values["challenge_ttl_seconds"]),
+        **kind_fields,
     )
     db.session.add(challenge)
     audit.record("challenge.created", app_name=app_name, challenge_id=challenge.id)
     db.session.commit()
-    if current_app.config["AUTHSVC_PAIRING_LOG_CODES"]:
+    if current_app.config["AUTHSVC_PAIRING_LOG_CODES"] and not kind_fields:
         log.info("pairing code %s for app %r from %s", challenge.code, app_name, client_ip)
     return challenge
 
@@ -184,6 +188,8 @@ def lock_pending(challenge_id: str) -> Challenge:
     finished challenge is refused before any budget is spent.
     """
     challenge = get_challenge(challenge_id)
+    if challenge.kind != "code":  # a device's key is fetched with its device code only
+        raise ApiError(404, "challenge not found")
     lock(challenge)
     try:
         raise_if_finished(challenge, utcnow())
@@ -281,6 +287,8 @@ def deny_challenge(challenge_id: str, actor: User) -> None:
 
 def claim_challenge(challenge_id: str, actor: User) -> Challenge:
     """A host user approves a challenge; the key will be theirs and only they see the code."""
+    if get_challenge(challenge_id).kind != "code":
+        raise ApiError(409, "a device request is approved with the code the app shows")
     challenge = finish_by_host(challenge_id, actor, claimed_by=actor.id)
     audit.record("challenge.claimed", actor_id=actor.id, challenge_id=challenge.id)
     db.session.commit()
@@ -289,9 +297,13 @@ def claim_challenge(challenge_id: str, actor: User) -> Challenge:
 
 def challenge_for_host(challenge: Challenge, viewer: User, now: datetime) -> dict[str, Any]:
     """A pending challenge for the host; in multi-user mode only the claimer sees the code."""
-    show_code = not users.is_multi_user() or challenge.claimed_by == viewer.id
+    show_code = challenge.kind == "code" and (
+        not users.is_multi_user() or challenge.claimed_by == viewer.id
+    )
     return {
         "challenge_id": challenge.id,
+        "kind": challenge.kind,
+        "scope": challenge.scope,
         "app_name": challenge.app_name,
         "created_at": iso(challenge.created_at),
         "expires_at": iso(challenge.expires_at),

@@ -18,6 +18,9 @@ ANYTYPE_VERSION = "2025-11-08"
 # far below what the databases' 64-bit OFFSET takes.
 MAX_SAFE_INTEGER = 2**53 - 1
 SURROGATE = re.compile("[\ud800-\udfff]")
+# OAuth's endpoints take form-encoded bodies too (RFC 6749 §4.1.3, RFC 8628 §3.1).
+FORM_PATHS = "/oauth/"
+FORM = "application/x-www-form-urlencoded"
 
 
 class PageQuery(BaseModel):
@@ -31,6 +34,9 @@ def parse_json_body() -> None:
     """Parse any non-empty body as JSON whatever its Content-Type; it must be an object."""
     refuse_unstorable(request.path, *request.args.keys(), *request.args.values())
     if request.method in {"GET", "HEAD", "OPTIONS"} or not request.get_data(cache=True):
+        return
+    if request.mimetype == FORM and request.path.startswith(FORM_PATHS):
+        refuse_unstorable(*(text for pair in request.form.items(multi=True) for text in pair))
         return
     try:
         body = request.get_json(force=True)

@@ -93,3 +93,26 @@ def test_0003_adds_the_generation_counter_once_and_downgrade_removes_it(tmp_path
     assert kept == [7]
     assert after_downgrade == ([], {"ix_api_keys_owner_id"})
     assert fresh == ([0], {"ix_api_keys_owner_id_created_at"})
+
+
+def test_0005_makes_existing_challenges_code_challenges_and_downgrades(empty_database_url):
+    app = create_app(conftest.base_config(empty_database_url))
+    kinds = text("SELECT id, kind FROM challenges")
+    with app.app_context():
+        upgrade(revision="0003")
+        db.session.execute(
+            text(
+                "INSERT INTO challenges (id, app_name, code, state, failed_attempts,"
+                " max_attempts, created_at, expires_at) VALUES ('ch_1', 'App', '0482',"
+                " 'pending', 0, 5, '2026-01-01', '2026-01-01 00:05:00')"
+            )
+        )
+        db.session.commit()
+        upgrade(revision="0005")
+        upgraded = db.session.execute(kinds).all()
+        db.session.commit()
+        downgrade(revision="0003")
+        columns = {column["name"] for column in inspect(db.engine).get_columns("challenges")}
+        db.engine.dispose()
+    assert [tuple(row) for row in upgraded] == [("ch_1", "code")]
+    assert "kind" not in columns and "device_code_digest" not in columns

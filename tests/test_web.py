@@ -13,7 +13,7 @@ from authsvc import audit, sessions
 from authsvc.extensions import db
 from authsvc.models import AuthSession
 
-PAGES = ["/ui/", "/ui/keys", "/ui/admin/settings", "/ui/admin/audit"]
+PAGES = ["/ui/", "/ui/keys", "/ui/device", "/ui/admin/settings", "/ui/admin/audit"]
 MULTI_USER_PAGES = [
     "/ui/admin/users",
     "/ui/admin/groups",
@@ -236,3 +236,12 @@ def test_the_audit_filter_offers_every_recorded_type():
     recorded |= set(re.findall(r'^EVENT = "([a-z_.]+)"', source, re.MULTILINE))
     assert len(recorded) > 15
     assert recorded == set(audit.EVENT_TYPES)
+
+
+def test_the_device_page_fills_in_the_code_from_its_link_as_text(browser):
+    page = browser.get('/ui/device?user_code="><script>x</script>').get_data(as_text=True)
+    assert 'value="&#34;&gt;&lt;script&gt;x&lt;/script&gt;"' in page
+    assert '<label for="user-code">Code</label>' in page
+    assert 'value="BCDF-GHJK"' in browser.get("/ui/device?user_code=BCDF-GHJK").get_data(
+        as_text=True
+    )

@@ -16,7 +16,11 @@ api = APIBlueprint("pairing", __name__, abp_tags=[Tag(name="pairing")])
 ERRORS = errors(400, 403, 404, 410)
 
 
-CREATION_ENDPOINTS = {"pairing.create_challenge", "pairing.display_code"}
+CREATION_ENDPOINTS = {
+    "pairing.create_challenge",
+    "pairing.display_code",
+    "oauth.device_authorization",
+}
 
 
 def count_challenge_creation() -> None:

@@ -152,6 +152,8 @@ class HostChallenge(BaseModel):
     """A pending challenge as the host sees it (``code`` hidden until claimed, multi-user)."""
 
     challenge_id: str
+    kind: Literal["code", "device"]
+    scope: str | None
     app_name: str
     created_at: str
     expires_at: str
@@ -166,6 +168,26 @@ class HostChallenge(BaseModel):
 class HostChallengeList(BaseModel):
     data: list[HostChallenge]
     pagination: Pagination
+
+
+class DeviceRequest(BaseModel):
+    """A device's pending request as the host judges it."""
+
+    challenge_id: str
+    app_name: str
+    client_ip: str | None
+    user_agent: str | None
+    origin: str | None
+    scope: str | None
+    created_at: str
+    expires_at: str
+    status: str
+
+
+class DeviceDecided(BaseModel):
+    app_name: str
+    client_ip: str | None
+    status: Literal["approved", "denied"]
 
 
 class Claimed(BaseModel):

@@ -149,6 +149,16 @@ def pairing_requests() -> str:
     )
 
 
+@web.get("/device")
+def device_approval() -> str:
+    """Where a host types the code a device shows, then approves or denies its request."""
+    return render_template(
+        "device.html",
+        user_code=request.args.get("user_code", "")[:64],
+        organization_names=organization_names(users.organization_ids(current_user())),
+    )
+
+
 @web.get("/keys")
 def key_list() -> str:
     """The caller's keys and the form that creates one."""

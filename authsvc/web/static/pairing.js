@@ -25,12 +25,16 @@ function formatSeconds(total) {
 
 function fill(card, challenge) {
   const part = (selector) => card.querySelector(selector);
-  const approved = !needsApproval || Boolean(challenge.claimed_by);
+  // A device (OAuth) request is approved by typing the code the app shows, on /ui/device.
+  const isDevice = challenge.kind === "device";
+  const approved = isDevice || !needsApproval || Boolean(challenge.claimed_by);
   const showCode = approved && Boolean(challenge.code);
   part(".app-name").textContent = challenge.app_name;
   part(".code").textContent = challenge.code ?? "";
   part(".code-line").hidden = !showCode;
-  part(".approval-note").hidden = showCode;
+  part(".approval-note").hidden = showCode || isDevice;
+  part(".device-note").hidden = !isDevice;
+  part(".attempts").hidden = isDevice;
   part(".approval-note").textContent = challenge.claimed_by
     ? "Approved by another user."
     : "Approve this request to see its code.";
