@@ -268,3 +268,10 @@ def test_limits_keep_holding_through_a_redis_outage(serve, redis_server, tmp_pat
     lost = output.count(f"rate-limit store {store} unreachable")
     assert 1 <= lost <= 2, output  # once per worker, not once per request
     assert "is back: counting there again" in output, output
+
+
+def test_serve_warns_when_told_to_count_in_each_worker(serve, tmp_path):
+    base = serve(AUTHSVC_RATELIMIT_STORAGE_URI="memory://")
+    assert requests.get(f"{base}/health", timeout=30).ok
+    (log,) = tmp_path.glob("server-*.log")
+    assert "with memory:// rate limits are counted in each of the 2 workers" in log.read_text()
