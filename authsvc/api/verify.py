@@ -16,6 +16,7 @@ from ..models import ApiKey, User
 from ..wire import no_store
 from .resources import KeyHolder, Verdict
 from .schemas import SECURITY, errors, ok
+from .whoami import key_holder
 
 api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
 # check_key's 401 messages, as verification codes; its 403s and 429s map by status.
@@ -89,13 +90,7 @@ def forwarded(names: tuple[str, str]) -> str | None:
 def identity(caller: Caller) -> Response:
     """The 200 of forward-auth: the key and its owner, also as the X-Auth-* headers."""
     assert caller.key is not None
-    response = jsonify(
-        {
-            "authenticated": True,
-            "key": keys.key_to_dict(caller.key),
-            "user": users.user_to_dict(caller.user),
-        }
-    )
+    response = jsonify(key_holder(caller))
     response.headers.update(
         {
             "X-Auth-User": caller.user.username,

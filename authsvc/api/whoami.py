@@ -6,7 +6,7 @@ from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
 from .. import keys, users
-from ..auth import require_key
+from ..auth import Caller, require_key
 from ..models import Organization
 from ..wire import PageQuery, page
 from .resources import KeyHolder, SpaceList
@@ -16,16 +16,20 @@ api = APIBlueprint("whoami", __name__, abp_tags=[Tag(name="auth")])
 ERRORS = errors(401, 403, 429)
 
 
-@api.get("/v1/auth", security=SECURITY, responses=ok(KeyHolder, ERRORS))
-def auth_status() -> dict[str, Any]:
-    """Whether the Bearer key is valid, with the key and its owner."""
-    caller = require_key()
+def key_holder(caller: Caller) -> dict[str, Any]:
+    """The answer to a valid key: the key and its owner (whoami and forward-auth alike)."""
     assert caller.key is not None
     return {
         "authenticated": True,
         "key": keys.key_to_dict(caller.key),
         "user": users.user_to_dict(caller.user),
     }
+
+
+@api.get("/v1/auth", security=SECURITY, responses=ok(KeyHolder, ERRORS))
+def auth_status() -> dict[str, Any]:
+    """Whether the Bearer key is valid, with the key and its owner."""
+    return key_holder(require_key())
 
 
 api.get(
