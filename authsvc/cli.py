@@ -277,9 +277,13 @@ def pairing_group() -> None:
 
 
 def challenge_line(challenge: Any) -> str:
-    """One pending challenge; the app's own words are quoted, as untrusted text."""
+    """One pending challenge; the app's own words are quoted, as untrusted text.
+
+    A device request has no code to read out: the host types the one the app shows.
+    """
+    code = f"code {challenge.code}" if challenge.kind == "code" else "device (type its code)"
     return (
-        f"code {challenge.code}  app {challenge.app_name!r}  from {challenge.client_ip}"
+        f"{code}  app {challenge.app_name!r}  from {challenge.client_ip}"
         f"  agent {challenge.user_agent!r}  origin {challenge.origin!r}"
         f"  challenge {challenge.id}  expires {challenge.expires_at:%H:%M:%S} UTC"
     )
@@ -289,7 +293,8 @@ def challenge_row(challenge: Any) -> dict[str, Any]:
     """A pending challenge for ``--json``: what the host list shows."""
     return {
         "challenge_id": challenge.id,
-        "code": challenge.code,
+        "kind": challenge.kind,
+        "code": challenge.code if challenge.kind == "code" else None,
         "app_name": challenge.app_name,
         "client_ip": challenge.client_ip,
         "user_agent": challenge.user_agent,

@@ -57,8 +57,7 @@ def authorize(
 ) -> tuple[Challenge, str]:
     """Start a device authorization; return its challenge and the device code (shown once).
 
-    Its challenge's 4-digit code is never shown nor accepted: the key is fetched with the
-    device code alone.
+    Its challenge has no 4-digit code: the key is fetched with the device code alone.
     """
     device_code = secrets.token_urlsafe(32)
     user_code = "".join(secrets.choice(USER_CODE_ALPHABET) for _ in range(USER_CODE_LENGTH))
@@ -69,6 +68,7 @@ def authorize(
         user_agent,
         origin,
         kind="device",
+        code="",
         user_code=user_code,
         device_code_digest=device_code_digest(device_code),
         scope=SCOPE,

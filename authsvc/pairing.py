@@ -84,10 +84,10 @@ def issue_challenge(
     now = utcnow()
     check_pending_caps(client_ip, now)
     values = settings.current()
+    fields = {"code": f"{secrets.randbelow(10_000):04d}", **kind_fields}
     challenge = Challenge(
         id=secrets.token_urlsafe(18),
         app_name=app_name,
-        code=f"{secrets.randbelow(10_000):04d}",
         code_challenge=code_challenge,
         max_attempts=values["challenge_max_attempts"],
         client_ip=client_ip,
@@ -95,7 +95,7 @@ def issue_challenge(
         origin=origin[:UNTRUSTED_TEXT_LIMIT] if origin else None,
         created_at=now,
         expires_at=now + timedelta(seconds=values["challenge_ttl_seconds"]),
-        **kind_fields,
+        **fields,
     )
     db.session.add(challenge)
     audit.record("challenge.created", app_name=app_name, challenge_id=challenge.id)

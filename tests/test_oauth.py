@@ -478,3 +478,17 @@ def test_a_poll_that_read_the_approval_before_another_won_gets_no_key(app, anon,
                 device.issue_key(stale, utcnow())
             assert refused.value.error == "invalid_grant"
             assert len(db.session.scalars(select(ApiKey)).all()) == 1
+
+
+def test_the_pairing_commands_show_a_device_request_without_a_code(app, anon, monkeypatch):
+    from click.testing import CliRunner
+
+    from authsvc.cli import main
+
+    monkeypatch.setenv("AUTHSVC_DATABASE_URL", app.config["SQLALCHEMY_DATABASE_URI"])
+    monkeypatch.setenv("JWT_SECRET", "cli-test-secret-0123456789")
+    authorize(anon, "Kiosk")
+    listed = CliRunner().invoke(main, ["pairing", "list"], catch_exceptions=False).output
+    assert listed.startswith("device (type its code)  app 'Kiosk'"), listed
+    with app.app_context():
+        assert db.session.scalars(select(Challenge)).one().code == ""
