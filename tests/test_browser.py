@@ -107,8 +107,8 @@ class Visit:
         return self.page.locator(".challenge").filter(has_text=app_name)
 
     def shown(self) -> None:
-        """Wait until the shell a navigation gets is filled with the page."""
-        self.page.wait_for_selector("[data-shell]", state="detached")
+        """Wait until the shell a navigation gets is filled with the page and its scripts run."""
+        self.page.wait_for_selector("body[data-ready]", state="attached")
 
     def fits_phone(self) -> None:
         self.shown()

@@ -24,6 +24,7 @@ def test_a_device_request_is_approved_on_the_device_page(visit: Any, base: str) 
     visit.fits_phone()
 
     visit.page.goto(started.verification_uri_complete)
+    visit.shown()
     page = visit.page
     assert page.get_by_label("Code").input_value() == started.user_code
     page.get_by_role("button", name="Continue").click()
@@ -53,6 +54,7 @@ def test_a_wrong_code_and_a_denial_on_the_device_page(visit: Any, base: str) -> 
     started = client.authorize_device()
     page = visit.page
     page.goto(f"{base}/ui/device")
+    visit.shown()
     page.get_by_label("Code").fill("bcdf bcdf")
     page.get_by_role("button", name="Continue").click()
     sync_api.expect(page.locator("#notice")).to_have_text("no device request has this code")

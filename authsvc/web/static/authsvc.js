@@ -136,6 +136,7 @@ async function fillShell() {
   for (const script of fresh.querySelectorAll('script[type="module"][src]')) {
     await import(new URL(script.getAttribute("src"), location.href).href);
   }
+  document.body.dataset.ready = "true"; // the page's scripts listen now
 }
 
 // Run one change, report its outcome and re-render. Its result (a new key's secret) is handed
