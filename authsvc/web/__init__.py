@@ -53,7 +53,7 @@ def security_headers(response: Response) -> Response:
     response.headers.update(PAGE_HEADERS)
     if request.endpoint != "web.static":
         response.headers["Cache-Control"] = "no-store"
-        response.headers["Vary"] = sessions.CSRF_HEADER
+        response.vary.add(sessions.CSRF_HEADER)  # the shell or the page
     return response
 
 
