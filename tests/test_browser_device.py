@@ -2,12 +2,19 @@
 approves it from the code the app shows, and the app's OAuth library gets its key."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import requests
 
 from tests.conftest import bearer
-from tests.test_browser import LIVE_WITHIN_MS, base, chromium, visit  # noqa: F401  (fixtures)
+from tests.test_browser import (  # noqa: F401  (base, chromium, visit: fixtures)
+    LIVE_WITHIN_MS,
+    base,
+    chromium,
+    owner_token,
+    visit,
+)
 from tests.test_oauth_live import library_client
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -67,3 +74,33 @@ def test_a_wrong_code_and_a_denial_on_the_device_page(visit: Any, base: str) -> 
 
     with pytest.raises(AccessDenied):
         client.device_code(started)
+
+
+@pytest.mark.parametrize(
+    ("next_page", "landing"),
+    [
+        ("//evil.example/ui/", "/ui/"),
+        ("https://evil.example/ui/", "/ui/"),
+        ("/ui//evil.example", "/ui/"),
+        ("/ui/\\\\evil.example", "/ui/"),
+        ("/ui/keys", "/ui/keys"),
+    ],
+)
+def test_login_returns_only_to_a_page_of_its_own(visit: Any, base: str, next_page, landing) -> None:  # noqa: F811
+    query = urlencode({"next": next_page})
+    visit.page.goto(f"{base}/ui/login?{query}")
+    visit.page.get_by_label("Password").fill(owner_token())
+    visit.page.get_by_role("button", name="Log in").click()
+    visit.page.wait_for_url(f"{base}{landing}")
+
+
+def test_a_device_link_survives_the_login(visit: Any, base: str) -> None:  # noqa: F811
+    client = library_client(base, "Phone")
+    started = client.authorize_device()
+    visit.page.goto(started.verification_uri_complete)  # not logged in yet
+    visit.page.wait_for_url(f"{base}/ui/login?*")
+    visit.page.get_by_label("Password").fill(owner_token())
+    visit.page.get_by_role("button", name="Log in").click()
+    visit.page.wait_for_url(started.verification_uri_complete)
+    visit.shown()
+    assert visit.page.get_by_label("Code").input_value() == started.user_code

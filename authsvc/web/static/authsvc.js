@@ -25,8 +25,10 @@ export function forgetCsrfToken() {
   localStorage.removeItem(CSRF_STORAGE);
 }
 
+// Back to this page once logged in (a device link keeps its code).
 export function toLogin() {
-  location.assign("/ui/login");
+  const next = new URLSearchParams({ next: location.pathname + location.search });
+  location.assign(`/ui/login?${next}`);
 }
 
 // The one fetch helper of the pages: this origin only, with the CSRF token when one is kept.

@@ -17,11 +17,17 @@ function failure(error) {
   return error.message;
 }
 
+// Where to go once logged in: a page of these pages only, never another site.
+function nextPage() {
+  const next = new URLSearchParams(location.search).get("next") ?? "";
+  return /^\/ui\/[^\\]*$/.test(next) && !next.startsWith("/ui//") ? next : "/ui/";
+}
+
 async function logIn(credentials) {
   try {
     const started = await api("POST", "/v1/session", credentials);
     keepCsrfToken(started.csrf_token);
-    location.replace("/ui/");
+    location.replace(nextPage());
   } catch (error) {
     notify(failure(error));
     document.getElementById("password").focus();
