@@ -2,6 +2,7 @@
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -57,7 +58,8 @@ def main(ctx: click.Context) -> None:
     ctx.with_resource(app.app_context())
     # Runs first (last registered), inside the app context: close pooled connections.
     ctx.call_on_close(close_database)
-    if ctx.invoked_subcommand != "serve":  # serve looks at its port first
+    asks_for_help = set(sys.argv[1:]) & set(ctx.help_option_names)  # needs no database
+    if ctx.invoked_subcommand != "serve" and not asks_for_help:  # serve checks its port first
         prepare_database()
 
 

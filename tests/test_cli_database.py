@@ -1,6 +1,7 @@
 """Commands before any migration: a fresh SQLite file or an empty PostgreSQL database is
 migrated; a database that is missing, unreachable or newer gets one line, never a traceback."""
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from authsvc.cli import main
 from tests.conftest import POSTGRES_URL
-from tests.test_server import free_port
+from tests.test_server import BIN, free_port
 
 needs_postgres = pytest.mark.skipif(POSTGRES_URL is None, reason="AUTHSVC_TEST_DATABASE_URL unset")
 COMMANDS = [
@@ -116,3 +117,19 @@ def test_a_database_set_up_by_a_newer_version_gets_one_line(fresh_database):
     engine.dispose()
     said = assert_one_line(run(fresh_database, "keys", "list"))
     assert "revision 9999" in said and "upgrade authsvc" in said
+
+
+def test_help_needs_no_database(tmp_path):
+    shown = subprocess.run(
+        [str(BIN / "authsvc"), "keys", "create", "--help"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "AUTHSVC_INSTANCE_PATH": str(tmp_path),
+            "AUTHSVC_DATABASE_URL": "postgresql+psycopg://x@127.0.0.1:1/x",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0 and "--expires-in-days" in shown.stdout, shown.stderr

@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import stat
 import subprocess
 import threading
@@ -22,6 +23,7 @@ from tests.test_server import (
     ROOT,
     free_port,
     host_code,
+    host_headers,
     run_server,
     server_environment,
     wait_until_up,
@@ -129,8 +131,6 @@ def test_a_start_on_an_earlier_versions_files_makes_them_private(
     try:
         held = None
         if served_database.startswith("sqlite"):
-            import sqlite3
-
             held = sqlite3.connect(instance / "authsvc.sqlite3")
             held.execute("PRAGMA journal_mode=WAL")
             held.execute("CREATE TABLE IF NOT EXISTS earlier (id INTEGER)")
@@ -189,8 +189,6 @@ def test_open_status_and_pair_find_the_server_where_it_listens(served_database, 
 
 def wait_for_challenge(base: str, app_name: str) -> str:
     """The id of the app's challenge once it arrived (the app's command runs alongside)."""
-    from tests.test_server import host_headers
-
     for _ in range(300):
         listing = requests.get(
             f"{base}/v1/pairing/challenges", headers=host_headers(base), timeout=30
