@@ -5,7 +5,19 @@ from flask_openapi3 import OpenAPI
 
 def register(app: OpenAPI) -> None:
     """Register every blueprint on the app."""
-    from . import accounts, admin, admin_keys, host, keys, pairing, public, settings, verify, whoami
+    from . import (
+        accounts,
+        admin,
+        admin_keys,
+        host,
+        keys,
+        pairing,
+        public,
+        settings,
+        usage,
+        verify,
+        whoami,
+    )
 
     for module in (
         public,
@@ -18,6 +30,7 @@ def register(app: OpenAPI) -> None:
         accounts,
         admin,
         settings,
+        usage,
     ):
         app.register_api(module.api)
     # First of all before-request hooks: the creation limit counts even unparsable bodies.
