@@ -47,6 +47,7 @@ class Instruments:
             ["outcome"],
             registry=self.registry,
         )
+        self.by_outcome: dict[str, Any] = {}  # labelled children, looked up once each
         self.pairings = Counter(
             "authsvc_pairings",
             "Pairing attempts by result.",
@@ -76,7 +77,11 @@ def instruments() -> Instruments:
 
 
 def count_verification(outcome: str) -> None:
-    instruments().verifications.labels(outcome).inc()
+    counters = instruments()
+    child = counters.by_outcome.get(outcome)
+    if child is None:
+        child = counters.by_outcome[outcome] = counters.verifications.labels(outcome)
+    child.inc()
 
 
 def count_pairing(result: str) -> None:
