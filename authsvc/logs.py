@@ -57,6 +57,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+FORMATS = ("text", "json")
+
+
 def is_json(config: Any) -> bool:
     return str(config.get("AUTHSVC_LOG_FORMAT", "text")).strip().lower() == "json"
 
@@ -95,6 +98,9 @@ def use_json(stream: Any = None) -> None:
 
 def init_app(app: Flask) -> None:
     """In JSON mode: JSON lines for every logger, and a line for every request."""
+    chosen = str(app.config["AUTHSVC_LOG_FORMAT"]).strip().lower()
+    if chosen not in FORMATS:
+        raise RuntimeError(f"AUTHSVC_LOG_FORMAT must be text or json, not {chosen!r}")
     if is_json(app.config):
         use_json()
         app.after_request(log_request)

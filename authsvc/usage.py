@@ -164,5 +164,10 @@ def report(key_id: str, granularity: str, since: datetime | None) -> dict[str, A
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its tally."""
+    """Check the interval and give the app its tally."""
+    interval = app.config["AUTHSVC_USAGE_FLUSH_INTERVAL"]
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        raise RuntimeError(
+            f"AUTHSVC_USAGE_FLUSH_INTERVAL must be a positive number, not {interval!r}"
+        )
     app.extensions["authsvc.usage"] = Tally(app)

@@ -330,3 +330,18 @@ def test_json_lines_hold_the_request_fields():
         200,
         None,
     )
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"AUTHSVC_USAGE_FLUSH_INTERVAL": 0},
+        {"AUTHSVC_USAGE_FLUSH_INTERVAL": -5},
+        {"AUTHSVC_USAGE_FLUSH_INTERVAL": "10"},
+        {"AUTHSVC_USAGE_FLUSH_INTERVAL": True},
+        {"AUTHSVC_LOG_FORMAT": "xml"},
+    ],
+)
+def test_bad_settings_refuse_to_start(make_app, setting):
+    with pytest.raises(RuntimeError, match=next(iter(setting))):
+        make_app(**setting)
