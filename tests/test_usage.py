@@ -345,3 +345,27 @@ def test_json_lines_hold_the_request_fields():
 def test_bad_settings_refuse_to_start(make_app, setting):
     with pytest.raises(RuntimeError, match=next(iter(setting))):
         make_app(**setting)
+
+
+def test_a_capped_key_cannot_mint_or_lift_limits(app, client, anon):
+    capped = create(client, scopes=["api", "manage"], usage_limit={"remaining": 100})
+    headers = bearer(capped["api_key"])
+    for body in [{"name": "child"}, {"name": "child", "usage_limit": {"remaining": 1}}]:
+        minted = anon.post("/v1/api-keys", json=body, headers=headers)
+        assert minted.status_code == 403, minted.json
+        assert (
+            minted.json["message"]
+            == "an api key with a usage limit cannot create keys or change limits"
+        )
+    for limit in [None, {"remaining": 10**6}]:
+        lifted = anon.patch(
+            f"/v1/api-keys/{capped['id']}", json={"usage_limit": limit}, headers=headers
+        )
+        assert lifted.status_code == 403, lifted.json
+    renamed = anon.patch(
+        f"/v1/api-keys/{capped['id']}", json={"name": "still capped"}, headers=headers
+    )
+    assert renamed.status_code == 200, renamed.json
+    free = create(client, scopes=["api", "manage"])
+    child = anon.post("/v1/api-keys", json={"name": "child"}, headers=bearer(free["api_key"]))
+    assert child.status_code == 201, child.json
