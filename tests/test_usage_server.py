@@ -11,7 +11,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from authsvc import usage
 from tests.conftest import bearer
-from tests.test_server import all_at_once, host_headers, pair_live, run_server, server  # noqa: F401
+from tests.test_server import (  # noqa: F401  (server: fixture)
+    BIN,
+    all_at_once,
+    host_headers,
+    pair_live,
+    run_server,
+    server,
+)
 
 FLUSH_POLLS = 300  # × 0.1 s: the flush thread writes every second in these tests
 
@@ -145,3 +152,26 @@ def test_json_log_lines_parse_and_hold_no_secret(make_app, database_url, tmp_pat
     assert used[0]["client_ip"] == "127.0.0.1" and used[0]["duration_ms"] >= 0
     assert any(line.get("path") == "/v1/nothing" and line["status"] == 404 for line in lines)
     assert issued["api_key"] not in text and challenge_id not in text and "x=1" not in text
+
+
+def serve_two_workers(port: int) -> list[str]:
+    """``authsvc serve --workers 2``: the master empties the metrics directory before forking."""
+    return [str(BIN / "authsvc"), "serve", "--workers", "2", "--port", str(port)]
+
+
+def test_authsvc_serve_sums_its_workers_too(make_app, database_url, tmp_path):
+    make_app()
+    stale = Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "metrics" / "counter_999999.db"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"left over from an earlier run")
+    with run_server(database_url, tmp_path, serve_two_workers) as base:
+        assert not stale.exists()  # emptied at start
+        issued = pair_live(base)
+        key = bearer(issued["api_key"])
+        for _ in range(12):
+            assert requests.get(f"{base}/v1/auth", headers=key, timeout=30).status_code == 200
+        requests.get(f"{base}/v1/auth", headers=bearer("sk-" + "x" * 46), timeout=30)
+        metrics = samples(base)
+    assert metrics["authsvc_key_verifications_total", (("outcome", "valid"),)] == 12
+    assert metrics["authsvc_key_verifications_total", (("outcome", "not_found"),)] == 1
+    assert totals(make_app, issued["key_id"])["valid"] == 12
