@@ -11,7 +11,7 @@ from .. import keyfields, keys, metrics, usage, users
 from ..auth import Caller, require_caller
 from ..models import ApiKey
 from .resources import UsageReport
-from .schemas import SECURITY, IdPath, errors, ok
+from .schemas import SECURITY, IdPath, Responses, errors, ok
 
 api = APIBlueprint("usage", __name__, abp_tags=[Tag(name="usage")])
 ERRORS = errors(400, 401, 403, 404, 429)
@@ -35,7 +35,15 @@ def key_usage(path: IdPath, query: UsageQuery) -> dict[str, Any]:
     return usage.report(key.id, query.granularity, query.since)
 
 
-@api.get("/metrics", security=SECURITY, responses=errors(401, 403, 429))
+PROMETHEUS_TEXT: Responses = {
+    200: {
+        "description": "Prometheus's text format",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@api.get("/metrics", security=SECURITY, responses={**PROMETHEUS_TEXT, **errors(401, 403, 429)})
 def prometheus_metrics() -> Response:
     """Prometheus metrics, summed over every worker process."""
     require_caller()
