@@ -41,6 +41,16 @@ def next_refill(refill: dict[str, Any] | None, now: datetime) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
+def due_period(
+    refill: dict[str, Any] | None, started: datetime | None, now: datetime
+) -> datetime | None:
+    """The period a refill is due for (what was left belongs to an earlier one), or None."""
+    start = period_start(refill, now)
+    if start is None or (started is not None and started >= start):
+        return None
+    return start
+
+
 def set_limit(key: ApiKey, limit: dict[str, Any] | None) -> None:
     """Give ``key`` this limit (or none), within the current transaction."""
     db.session.execute(delete(KeyUsageLimit).where(KeyUsageLimit.key_id == key.id))
@@ -120,12 +130,7 @@ def describe(key: ApiKey) -> dict[str, Any] | None:
     refill = key.usage_limit["refill"]
     left = db.session.get(KeyUsageLimit, key.id, populate_existing=True)
     remaining = left.remaining if left else 0
-    start = period_start(refill, utcnow())
-    if (
-        refill is not None
-        and left is not None
-        and (left.period_start is None or (start is not None and left.period_start < start))
-    ):
+    if refill is not None and left is not None and due_period(refill, left.period_start, utcnow()):
         remaining = refill["amount"]
     return {"remaining": remaining, "refill": refill}
 
@@ -140,8 +145,8 @@ def refill_due(now: datetime) -> int:
     )
     for key_id, limit, started in rows.all():
         refill = (limit or {}).get("refill")
-        start = period_start(refill, now)
-        if refill is None or start is None or (started is not None and started >= start):
+        start = due_period(refill, started, now)
+        if refill is None or start is None:
             continue
         result = db.session.execute(
             update(KeyUsageLimit)
