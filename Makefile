@@ -20,9 +20,11 @@ $(VENV)/bin/pytest-benchmark: | $(VENV)/bin/authsvc
 
 # authsvc serve under wrk, 100 and 100 000 keys: one table (see bench/http.py). SQLite with
 # 2 workers; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with 4 workers and Redis.
-# That database is WIPED (its public schema is dropped): give it one of its own.
+# That database is WIPED (its public schema is dropped): give it one of its own. Then the key
+# check in one process with usage counting on and off (bench/usage_cost.py).
 bench: $(VENV)/bin/authsvc
 	$(PYTHON) -m bench.http $(BENCH_ARGS)
+	$(PYTHON) -m bench.usage_cost
 	@if [ -n "$$AUTHSVC_BENCH_DATABASE_URL" ]; then \
 		echo "$(PYTHON) -m bench.http --database \$$AUTHSVC_BENCH_DATABASE_URL --workers 4 --redis redis://127.0.0.1:6379/15 $(BENCH_ARGS)"; \
 		$(PYTHON) -m bench.http --database "$$AUTHSVC_BENCH_DATABASE_URL" --workers 4 \

@@ -45,7 +45,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> OpenAPI:
 
 def register_extensions(app: OpenAPI) -> None:
     """Bind the extension objects and the modules that hook into requests."""
-    from . import database, keycache, purge, ratelimits, sessions, users
+    from . import database, keycache, logs, metrics, purge, ratelimits, sessions, usage, users
     from .extensions import db, migrate
 
     database.init_app(app)
@@ -55,6 +55,9 @@ def register_extensions(app: OpenAPI) -> None:
     sessions.init_app(app)
     users.init_app(app)
     purge.init_app(app)
+    usage.init_app(app)
+    metrics.init_app(app)
+    logs.init_app(app)
 
 
 def register_blueprints(app: OpenAPI) -> None:

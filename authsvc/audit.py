@@ -5,6 +5,7 @@ from typing import Any
 from flask import has_request_context, request
 from sqlalchemy import Select, or_, select
 
+from . import metrics
 from .clock import iso
 from .extensions import db
 from .models import AuditEvent
@@ -56,6 +57,7 @@ def record(
         details=details,
     )
     db.session.add(event)
+    metrics.count_audit_event(event_type)
     return event
 
 

@@ -7,7 +7,17 @@ from typing import Any
 from flask import g, request
 from limits import RateLimitItemPerSecond
 
-from . import keycache, keys, ratelimits, restrictions, sessions, tokens, users
+from . import (
+    keycache,
+    keys,
+    ratelimits,
+    restrictions,
+    sessions,
+    tokens,
+    usage,
+    usage_limits,
+    users,
+)
 from .clock import utcnow
 from .errors import ApiError
 from .models import ApiKey, AuthSession, User
@@ -16,6 +26,13 @@ REALM = 'Bearer realm="authsvc"'
 LAST_USED_EVERY = timedelta(minutes=1)
 KEY_ONLY_HINT = "this endpoint takes an api key, not a session token"
 SCOPE_REFUSALS = {"manage": "this api key may not manage", "api": "this api key may only manage"}
+# check_key's 401 messages, as verification codes; its 403s and 429s map by status.
+REFUSAL_CODES = {
+    "invalid api key": "NOT_FOUND",
+    "api key revoked": "REVOKED",
+    "api key disabled": "DISABLED",
+    "api key expired": "EXPIRED",
+}
 
 
 @dataclass
@@ -60,13 +77,48 @@ def check_key(secret: str, method: str, path: str | None, client_ip: str | None)
     """Apply every rule of SPEC §2–3 to one request made with ``secret``, in order; record use.
 
     ``path`` is None only for a verification that names no request target. Malformed
-    secrets never reach the database; the rest is decided from the key cache.
+    secrets never reach the database; the rest is decided from the key cache. Every outcome
+    is counted (usage and metrics) beside the check, never written on its way.
     """
+    key_id = None
+    try:
+        decision, values = find_key(secret)
+        key_id = decision.key.id
+        caller = apply_rules(decision, values, method, path, client_ip)
+    except ApiError as error:
+        usage.record(key_id, refusal_code(error).lower())
+        raise
+    usage.record(key_id, "valid")
+    return caller
+
+
+def refusal_code(error: ApiError) -> str:
+    """The verification code for one of check_key's refusals."""
+    if error.status == 429:
+        return "USAGE_EXCEEDED" if error.message == usage_limits.EXHAUSTED else "RATE_LIMITED"
+    if error.status == 403:
+        return "FORBIDDEN"
+    return REFUSAL_CODES.get(error.message, "NOT_FOUND")
+
+
+def find_key(secret: str) -> tuple[keycache.Decision, dict[str, Any]]:
+    """The key a secret names, from the key cache; 401 when there is none."""
     if not tokens.is_well_formed(secret, keys.key_prefix()):
         raise unauthorized("invalid api key")
     decision, values = keycache.lookup(tokens.digest(secret))
     if decision is None:
         raise unauthorized("invalid api key")
+    return decision, values
+
+
+def apply_rules(
+    decision: keycache.Decision,
+    values: dict[str, Any],
+    method: str,
+    path: str | None,
+    client_ip: str | None,
+) -> Caller:
+    """The rules on a key that exists, in order; record its use."""
     key, owner = decision.key, decision.owner
     if keys.is_revoked(key):
         raise unauthorized("api key revoked")
@@ -78,6 +130,8 @@ def check_key(secret: str, method: str, path: str | None, client_ip: str | None)
         raise unauthorized("invalid api key")
     check_restrictions(decision, values, method, path, client_ip)
     check_rate_limits(decision)
+    if key.usage_limit is not None:
+        usage_limits.take(key)
     touch(decision, client_ip)
     # The kept rows themselves, detached: callers read them; changes go through a fresh load.
     return Caller(user=owner, key=key, permissions=decision.permissions)

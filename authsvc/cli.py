@@ -25,6 +25,7 @@ from . import (
     schema,
     server,
     sessions,
+    usage,
     users,
 )
 from .api.key_schemas import KeyCreate
@@ -271,6 +272,22 @@ def keys_revoke(key_id: str) -> None:
         raise click.ClickException(f"no key with id {key_id}")
     keys.revoke(key, actor_id=None)
     click.echo(f"revoked {key_id}")
+
+
+@keys_group.command(name="usage")
+@click.argument("key_id")
+@click.option("--granularity", type=click.Choice(list(usage.GRANULARITIES)), default="hour")
+@json_option
+def keys_usage(key_id: str, granularity: str, as_json: bool) -> None:
+    """A key's requests by hour (last 24 h) or day (last 30 days), by outcome."""
+    if db.session.get(ApiKey, key_id) is None:
+        raise click.ClickException(f"no key with id {key_id}")
+    report = usage.report(key_id, granularity, None)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    for row in [*report["data"], {"start": "total", **report["total"]}]:
+        click.echo("  ".join([f"{row['start']:20}", *(f"{n} {row[n]}" for n in usage.OUTCOMES)]))
 
 
 @main.group(name="pairing")

@@ -22,5 +22,6 @@ def epoch(moment: datetime) -> int:
 
 
 def unix_time() -> float:
-    """Seconds since the Unix epoch, with fractions (the clock of the rate-limit counters)."""
+    """Now in seconds since the Unix epoch, with fractions: :func:`utcnow` without building a
+    datetime, for counting on the hot path (rate limits, usage)."""
     return time.time()

@@ -26,6 +26,8 @@ DEFAULTS: dict[str, Any] = {
     "AUTHSVC_LOGIN_RATE_LIMIT": "10 per minute",
     "AUTHSVC_AUDIT_RETENTION_DAYS": 365,
     "AUTHSVC_PURGE_INTERVAL": 3600,
+    "AUTHSVC_USAGE_FLUSH_INTERVAL": 10,
+    "AUTHSVC_LOG_FORMAT": "text",
     "AUTH_TOKEN": None,
     "JWT_SECRET": None,
     "JWT_EXPIRY": "30d",

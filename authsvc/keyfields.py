@@ -100,6 +100,9 @@ def require_within(parent: ApiKey, fields: dict[str, Any]) -> None:
     """403 when ``fields`` would reach further than the key ``parent`` acting for its owner."""
     if not set(fields["scopes"]) <= set(parent.scopes):
         raise ApiError(403, "an api key cannot widen access: scopes exceeds its own")
+    if parent.usage_limit is not None and "usage_limit" in fields:
+        # Its children's requests would not take from its own limit.
+        raise ApiError(403, "an api key with a usage limit cannot create keys or change limits")
     for name in NARROWING:
         if getattr(parent, name) is not None and not within(name, getattr(parent, name), fields):
             raise ApiError(403, f"an api key cannot widen access: {name} exceeds its own")

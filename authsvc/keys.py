@@ -7,7 +7,7 @@ from flask import current_app
 from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 
-from . import audit, keycache, keyfields, settings, tokens, users
+from . import audit, keycache, keyfields, settings, tokens, usage_limits, users
 from .clock import iso, utcnow
 from .database import lock, serialize
 from .errors import ApiError
@@ -32,6 +32,7 @@ def create_key(
 ) -> tuple[ApiKey, str]:
     """Add a new key to the current transaction; return it with its secret (shown once)."""
     secret = tokens.generate(key_prefix())
+    usage_limit = restrictions.pop("usage_limit", None)
     key = ApiKey(
         name=name,
         digest=tokens.digest(secret),
@@ -44,6 +45,8 @@ def create_key(
     )
     db.session.add(key)
     db.session.flush()
+    if usage_limit is not None:
+        usage_limits.set_limit(key, usage_limit)
     audit.record(
         "key.created",
         actor_id=actor_id,
@@ -209,7 +212,10 @@ def update_key(
     if "organization_id" in changes:
         check_organization(db.session.get_one(User, key.owner_id), changes["organization_id"])
     for name, value in changes.items():
-        setattr(key, name, value)
+        if name == "usage_limit":
+            usage_limits.set_limit(key, value)
+        else:
+            setattr(key, name, value)
     audit.record(
         "key.updated",
         actor_id=actor_id,
@@ -239,6 +245,7 @@ def rotate_key(
     fields = {**keyfields.fields_of(key), "created_by_key_id": key.created_by_key_id}
     owner = db.session.get_one(User, key.owner_id)
     new_key, secret = create_key(owner, fields.pop("name"), "rotation", actor_id=actor_id, **fields)
+    usage_limits.carry_over(key, new_key)
     record_revocation(key, actor_id, revoke_at)
     audit.record(
         "key.rotated",
@@ -264,6 +271,7 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
         "allowed_endpoints": key.allowed_endpoints,
         "allowed_ips": key.allowed_ips,
         "rate_limit": key.rate_limit,
+        "usage_limit": usage_limits.describe(key),
         "enabled": key.enabled,
         "meta": key.meta or {},
         "scopes": key.scopes,

@@ -88,6 +88,9 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     allowed_endpoints: Mapped[list[str] | None] = mapped_column(JSON)
     allowed_ips: Mapped[list[str] | None] = mapped_column(JSON)
     rate_limit: Mapped[dict[str, int] | None] = mapped_column(JSON)
+    # A usage limit's refill ({"refill": null | {"interval", "amount"}}); what is left of it
+    # lives in KeyUsageLimit, so taking one never changes this row.
+    usage_limit: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     enabled: Mapped[bool] = mapped_column(default=True)
     meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["api"])
@@ -181,3 +184,34 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
     key_id: Mapped[str | None] = mapped_column(String(40), index=True)
     client_ip: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class KeyUsage(db.Model):  # type: ignore[name-defined]
+    """Requests one key made in one hour, by outcome; only the usage flush adds to it.
+
+    No foreign key: a flush must never fail because a key was deleted meanwhile; the purge
+    removes old hours whatever their key.
+    """
+
+    __tablename__ = "key_usage"
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True, index=True)  # index: the purge
+    valid: Mapped[int] = mapped_column(default=0)
+    rate_limited: Mapped[int] = mapped_column(default=0)
+    usage_exceeded: Mapped[int] = mapped_column(default=0)
+    forbidden: Mapped[int] = mapped_column(default=0)
+
+
+class KeyUsageLimit(db.Model):  # type: ignore[name-defined]
+    """What is left of a key's usage limit, changed only by one atomic UPDATE per request.
+
+    A table of its own, outside what the key cache watches: taking one never empties a cache.
+    """
+
+    __tablename__ = "key_usage_limits"
+    key_id: Mapped[str] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    remaining: Mapped[int]
+    # The refill period ``remaining`` belongs to (None without refill).
+    period_start: Mapped[datetime | None]

@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import ColumnElement, Select, case, func, or_, select, true, update
 
-from . import audit, counters, keys, ratelimits, settings, users
+from . import audit, counters, keys, metrics, ratelimits, settings, users
 from .clock import epoch, iso, utcnow
 from .database import get_or_404, lock, serialize
 from .errors import ApiError
@@ -115,6 +115,7 @@ def raise_if_finished(challenge: Challenge, now: datetime) -> None:
     if challenge.state in GONE:
         raise ApiError(410, GONE[challenge.state])
     if challenge.expires_at <= now:
+        metrics.count_pairing("expired")
         raise ApiError(410, "challenge expired")
 
 

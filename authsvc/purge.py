@@ -13,9 +13,10 @@ from flask import Flask, Response, current_app
 from sqlalchemy import delete, or_
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import usage_limits
 from .clock import utcnow
 from .extensions import db
-from .models import AuditEvent, AuthSession, Challenge
+from .models import AuditEvent, AuthSession, Challenge, KeyUsage
 
 log = logging.getLogger(__name__)
 CHALLENGE_GRACE = timedelta(hours=1)
@@ -28,8 +29,10 @@ def purge(now: datetime | None = None) -> dict[str, int]:
 
     - challenges that expired more than an hour ago: the grace hour keeps a challenge long
       enough that an app retrying its exchange still gets 410 "challenge expired", not 404;
-    - audit events older than ``AUTHSVC_AUDIT_RETENTION_DAYS`` days;
-    - sessions that expired or were ended more than a day ago.
+    - audit events and hourly key usage older than ``AUTHSVC_AUDIT_RETENTION_DAYS`` days;
+    - sessions that expired or were ended more than a day ago;
+
+    and refills the usage limits whose period has ended, before any request does.
     """
     now = now or utcnow()
     retention = timedelta(days=current_app.config["AUTHSVC_AUDIT_RETENTION_DAYS"])
@@ -37,6 +40,7 @@ def purge(now: datetime | None = None) -> dict[str, int]:
     statements = {
         "challenges": delete(Challenge).where(Challenge.expires_at < now - CHALLENGE_GRACE),
         "audit_events": delete(AuditEvent).where(AuditEvent.created_at < now - retention),
+        "key_usage": delete(KeyUsage).where(KeyUsage.hour < now - retention),
         "sessions": delete(AuthSession).where(
             or_(AuthSession.expires_at < session_cutoff, AuthSession.ended_at < session_cutoff)
         ),
@@ -44,6 +48,7 @@ def purge(now: datetime | None = None) -> dict[str, int]:
     counts: dict[str, int] = {}
     for table, statement in statements.items():
         counts[table] = db.session.execute(statement).rowcount  # type: ignore[attr-defined]
+    usage_limits.refill_due(now)
     db.session.commit()
     return counts
 

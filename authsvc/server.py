@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from . import address
+from . import address, logs, metrics
 from .extensions import db
 
 DEFAULT_HOST = "127.0.0.1"
@@ -26,18 +26,31 @@ def default_workers() -> int:
     return os.cpu_count() or 1
 
 
-def settings(workers: int | None = None, access_log: bool = False) -> dict[str, Any]:
+def settings(
+    workers: int | None = None, access_log: bool = False, json_logs: bool | None = None
+) -> dict[str, Any]:
     """gunicorn settings: threaded workers (a slow client or database holds a thread, not a
     process) that answer gunicorn's own refusals in the JSON shape, and no access log unless
     asked for (a line per request costs a write on the hot path); when on, it never holds a
-    query string."""
+    query string. With ``AUTHSVC_LOG_FORMAT=json`` gunicorn's own lines are JSON too, and the
+    app writes the request lines itself."""
+    if json_logs is None:
+        json_logs = logs.is_json(os.environ)
     return {
         "workers": workers or default_workers(),
         "worker_class": WORKER_CLASS,
         "threads": THREADS,
-        "accesslog": "-" if access_log else None,
+        "accesslog": "-" if access_log and not json_logs else None,
         "access_log_format": ACCESS_LOG_FORMAT,
+        **({"logconfig_dict": logs.GUNICORN_CONFIG} if json_logs else {}),
     }
+
+
+def prepare_metrics(_arbiter: Any = None) -> None:
+    """gunicorn's ``on_starting`` for ``gunicorn app:app``: the metrics directory, emptied."""
+    from . import create_app
+
+    metrics.prepare_directory(create_app())
 
 
 class Server(BaseApplication):
@@ -70,7 +83,8 @@ def serve(
     """
     options = {
         "bind": f"{host}:{port}",
-        **settings(workers, access_log),
+        **settings(workers, access_log, logs.is_json(app.config)),
+        "on_starting": lambda _arbiter: metrics.prepare_directory(app),
         "post_fork": lambda _server, _worker: forget_inherited_connections(app),
         # Its own control socket, not every server's ~/.gunicorn/gunicorn.ctl.
         "control_socket": os.path.join(app.instance_path, CONTROL_SOCKET),

@@ -23,8 +23,8 @@ from tests.keyhelpers import (
 
 KEY_FIELDS = {
     "object", "id", "name", "display", "owner", "organization", "allowed_endpoints",
-    "allowed_ips", "rate_limit", "enabled", "meta", "created_at", "created_via", "expires_at",
-    "last_used_at", "last_used_ip", "revoked_at", "scopes",
+    "allowed_ips", "rate_limit", "usage_limit", "enabled", "meta", "created_at", "created_via",
+    "expires_at", "last_used_at", "last_used_ip", "revoked_at", "scopes",
 }  # fmt: skip
 
 

@@ -75,12 +75,12 @@ def test_purge_removes_what_it_should_and_nothing_else(app):
         add(app, auth_session(user, NOW - timedelta(hours=25)))
         add(app, auth_session(user, tomorrow, NOW - timedelta(hours=25)))
 
-        assert run_purge(app) == {"challenges": 1, "audit_events": 1, "sessions": 2}
+        assert run_purge(app) == {"challenges": 1, "audit_events": 1, "key_usage": 0, "sessions": 2}
         assert remaining(app, Challenge) == {fresh, in_grace}
         assert remaining(app, AuditEvent) == {recent_event}
         assert remaining(app, AuthSession) == {live, just_expired, just_ended}
         assert remaining(app, User) == {user}
-        assert run_purge(app) == {"challenges": 0, "audit_events": 0, "sessions": 0}
+        assert run_purge(app) == {"challenges": 0, "audit_events": 0, "key_usage": 0, "sessions": 0}
 
 
 def test_expired_challenge_in_its_grace_hour_still_answers_410(app, anon):
@@ -128,10 +128,15 @@ def test_purge_command(app, cli):
     kept = add(app, event(now))
     result = cli("purge")
     assert result.exit_code == 0, result.output
-    assert result.output == "deleted: challenges 1, audit_events 1, sessions 0\n"
+    assert result.output == "deleted: challenges 1, audit_events 1, key_usage 0, sessions 0\n"
     again = cli("purge", "--json")
     assert again.exit_code == 0, again.output
-    assert json.loads(again.output) == {"challenges": 0, "audit_events": 0, "sessions": 0}
+    assert json.loads(again.output) == {
+        "challenges": 0,
+        "audit_events": 0,
+        "key_usage": 0,
+        "sessions": 0,
+    }
     assert remaining(app, AuditEvent) == {kept}
 
 

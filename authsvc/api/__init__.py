@@ -15,6 +15,7 @@ def register(app: OpenAPI) -> None:
         pairing,
         public,
         settings,
+        usage,
         verify,
         whoami,
     )
@@ -31,6 +32,7 @@ def register(app: OpenAPI) -> None:
         admin,
         settings,
         oauth,
+        usage,
     ):
         app.register_api(module.api)
     # First of all before-request hooks: the creation limit counts even unparsable bodies.

@@ -12,13 +12,17 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 ANY_OPERATION = (400, 403, 414, 431, 503)
 # Requests whose body is read: it may be too large (413).
 WITH_BODY = {"post", "put", "patch", "delete"}
+# Operations whose blueprint answers the app's own refusals (bad input, a refused Host or
+# origin) in another shape: OAuth's endpoints answer {"error", "error_description"}.
+OWN_ERROR_SHAPES = {"oauth": {"$ref": "#/components/schemas/OAuthErrorBody"}}
+OWN_SHAPE_STATUSES = (400, 403)
 
 
-def error_response(status: int) -> dict[str, Any]:
+def error_response(status: int, schema: dict[str, str] = ERROR_SCHEMA) -> dict[str, Any]:
     """An OpenAPI response answering one error object."""
     return {
         "description": HTTPStatus(status).phrase,
-        "content": {"application/json": {"schema": ERROR_SCHEMA}},
+        "content": {"application/json": {"schema": schema}},
     }
 
 
@@ -33,5 +37,14 @@ class App(OpenAPI):
             for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
                 statuses = ANY_OPERATION + ((413,) if method in WITH_BODY else ())
+                own = next(
+                    (
+                        OWN_ERROR_SHAPES[tag]
+                        for tag in operation.get("tags", ())
+                        if tag in OWN_ERROR_SHAPES
+                    ),
+                    ERROR_SCHEMA,
+                )
                 for status in statuses:
-                    responses[str(status)] = error_response(status)
+                    shape = own if status in OWN_SHAPE_STATUSES else ERROR_SCHEMA
+                    responses[str(status)] = error_response(status, shape)

@@ -30,6 +30,8 @@ Scopes = Annotated[
     AfterValidator(keyfields.distinct_scopes),
 ]
 MAX_ENTRIES = 100
+# Set on a key, but kept apart from its columns (see authsvc.usage_limits).
+USAGE_LIMIT = "usage_limit"
 MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
@@ -47,6 +49,16 @@ class RateLimit(BaseModel):
     per_seconds: StrictInt = Field(ge=1, le=365 * 24 * 3600)
 
 
+class Refill(BaseModel):
+    interval: Literal["day", "month"]
+    amount: StrictInt = Field(ge=1, le=1_000_000_000)
+
+
+class UsageLimit(BaseModel):
+    remaining: StrictInt = Field(ge=0, le=1_000_000_000)
+    refill: Refill | None = None
+
+
 class KeyFields(OptionalBody):
     """Fields shared by creation and change; ``organization`` is stored as ``organization_id``."""
 
@@ -54,14 +66,16 @@ class KeyFields(OptionalBody):
     allowed_endpoints: list[Rule] | None = Field(None, max_length=MAX_ENTRIES)
     allowed_ips: list[Network] | None = Field(None, max_length=MAX_ENTRIES)
     rate_limit: RateLimit | None = None
+    usage_limit: UsageLimit | None = None
     expires_at: ExpiryTime | None = None
     meta: Meta | None = None
     scopes: Scopes | None = None
 
     def column(self, name: str) -> Any:
         """One field as the ApiKey column stores it."""
-        if name == "rate_limit":
-            return self.rate_limit.model_dump() if self.rate_limit else None
+        if name in ("rate_limit", "usage_limit"):
+            value = getattr(self, name)
+            return value.model_dump() if value else None
         if name == "meta":
             return self.meta or {}
         return getattr(self, "organization" if name == "organization_id" else name)
@@ -80,7 +94,7 @@ class KeyCreate(KeyFields):
 
     def fields(self, default_scopes: tuple[str, ...] = keyfields.API) -> dict[str, Any]:
         """The new key's columns; ``scopes`` left out take the endpoint's default."""
-        values = {name: self.column(name) for name in keyfields.SETTABLE}
+        values = {name: self.column(name) for name in (*keyfields.SETTABLE, USAGE_LIMIT)}
         values["scopes"] = self.scopes or list(default_scopes)
         if self.expires_in_days is not None:
             values["expires_at"] = utcnow() + timedelta(days=self.expires_in_days)
@@ -107,7 +121,8 @@ class KeyPatch(KeyFields):
         sent = {
             "organization_id" if name == "organization" else name for name in self.model_fields_set
         }
-        return {name: self.column(name) for name in keyfields.SETTABLE if name in sent}
+        names = (*keyfields.SETTABLE, USAGE_LIMIT)
+        return {name: self.column(name) for name in names if name in sent}
 
 
 class RotateBody(OptionalBody):

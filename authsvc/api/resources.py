@@ -10,6 +10,16 @@ class RateLimit(BaseModel):
     per_seconds: int
 
 
+class Refill(BaseModel):
+    interval: Literal["day", "month"]
+    amount: int
+
+
+class UsageLimit(BaseModel):
+    remaining: int
+    refill: Refill | None
+
+
 class KeyResource(BaseModel):
     """An API key, without its secret."""
 
@@ -22,6 +32,7 @@ class KeyResource(BaseModel):
     allowed_endpoints: list[str] | None
     allowed_ips: list[str] | None
     rate_limit: RateLimit | None
+    usage_limit: UsageLimit | None
     enabled: bool
     meta: dict[str, Any]
     scopes: list[str]
@@ -235,3 +246,21 @@ class AuditEventResource(BaseModel):
 class AuditList(BaseModel):
     data: list[AuditEventResource]
     pagination: Pagination
+
+
+class UsageCounts(BaseModel):
+    valid: int
+    rate_limited: int
+    usage_exceeded: int
+    forbidden: int
+
+
+class UsageBucket(UsageCounts):
+    start: str
+
+
+class UsageReport(BaseModel):
+    """A key's requests by hour or day, oldest first, and their total."""
+
+    data: list[UsageBucket]
+    total: UsageCounts

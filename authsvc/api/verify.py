@@ -9,7 +9,15 @@ from pydantic import BaseModel, StrictStr
 from werkzeug.routing import PathConverter
 
 from .. import keys, restrictions, users
-from ..auth import Caller, check_key, forbidden, request_target, require_caller, require_key
+from ..auth import (
+    Caller,
+    check_key,
+    forbidden,
+    refusal_code,
+    request_target,
+    require_caller,
+    require_key,
+)
 from ..errors import ApiError
 from ..extensions import db
 from ..models import ApiKey, User
@@ -19,13 +27,6 @@ from .schemas import SECURITY, errors, ok
 from .whoami import key_holder
 
 api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
-# check_key's 401 messages, as verification codes; its 403s and 429s map by status.
-CODES = {
-    "invalid api key": "NOT_FOUND",
-    "api key revoked": "REVOKED",
-    "api key disabled": "DISABLED",
-    "api key expired": "EXPIRED",
-}
 FORWARDED_METHOD = ("X-Forwarded-Method", "X-Original-Method")
 FORWARDED_URI = ("X-Forwarded-Uri", "X-Original-URI")
 FORWARD = "/v1/auth/forward"
@@ -38,15 +39,6 @@ class VerifyBody(BaseModel):
     method: StrictStr = "GET"
     path: StrictStr | None = None
     ip: StrictStr | None = None
-
-
-def code_of(error: ApiError) -> str:
-    """The verification code for one of check_key's refusals."""
-    if error.status == 429:
-        return "RATE_LIMITED"
-    if error.status == 403:
-        return "FORBIDDEN"
-    return CODES.get(error.message, "NOT_FOUND")
 
 
 def verdict(code: str, key: ApiKey | None, owner: User | None = None) -> dict[str, Any]:
@@ -71,7 +63,7 @@ def verify_key(body: VerifyBody) -> dict[str, Any]:
     try:
         checked = check_key(body.key, body.method, body.path, body.ip)
     except ApiError as error:
-        code = code_of(error)
+        code = refusal_code(error)
         return verdict(code, None if code == "NOT_FOUND" else keys.find_by_secret(body.key))
     return verdict("VALID", checked.key, checked.user)
 

@@ -21,6 +21,7 @@ from ..extensions import db
 from ..models import ApiKey, Organization, User
 from ..pageheaders import PAGE_HEADERS
 from ..wire import PageQuery, page
+from . import charts
 
 web = Blueprint(
     "web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
@@ -163,9 +164,12 @@ def device_approval() -> str:
 def key_list() -> str:
     """The caller's keys and the form that creates one."""
     user = current_user()
+    listing = paged(keys.owned_query(user.id), key_row)
     return render_template(
         "keys.html",
-        keys=paged(keys.owned_query(user.id), key_row),
+        keys=listing,
+        charts={key["id"]: charts.key_charts(key["id"]) for key in listing["data"]},
+        chart_size=(charts.WIDTH, charts.HEIGHT),
         organization_names=organization_names(users.organization_ids(user)),
         may_create=users.has_permission(user, "api_keys"),
     )

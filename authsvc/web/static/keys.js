@@ -29,6 +29,14 @@ function keyBody(form) {
       per_seconds: Number(fields.namedItem("rate_per").value),
     };
   }
+  const remaining = fields.namedItem("usage_remaining").value;
+  if (remaining) {
+    const interval = fields.namedItem("usage_refill").value;
+    body.usage_limit = {
+      remaining: Number(remaining),
+      refill: interval ? { interval, amount: Number(remaining) } : null,
+    };
+  }
   return body;
 }
 
