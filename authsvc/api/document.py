@@ -10,8 +10,9 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 # (400), a refused Host or cross-site request (403), a request line or headers over the
 # server's limits (414, 431), the database unreachable (503).
 ANY_OPERATION = (400, 403, 414, 431, 503)
-# Requests whose body is read: it may be too large (413).
-WITH_BODY = {"post", "put", "patch", "delete"}
+# Requests whose body is read and that may write: the body may be too large (413), the change
+# may collide with another one (409, a deadlock the database broke).
+WRITES = {"post", "put", "patch", "delete"}
 
 
 def error_response(status: int) -> dict[str, Any]:
@@ -32,6 +33,6 @@ class App(OpenAPI):
         for path_item in self.spec_json["paths"].values():
             for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
-                statuses = ANY_OPERATION + ((413,) if method in WITH_BODY else ())
+                statuses = ANY_OPERATION + ((409, 413) if method in WRITES else ())
                 for status in statuses:
                     responses[str(status)] = error_response(status)
