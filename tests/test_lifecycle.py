@@ -68,4 +68,5 @@ def test_cold_start_with_two_workers_answers_everything(start_database, tmp_path
     assert "Traceback" not in output, output
     assert "Shutting down: Master" in output, output
     assert "rate limits are counted in each of the 2 workers on its own" in output
-    assert "Booting worker" in output and "gthread" in output  # threaded workers by default
+    # Threaded workers by default (gthread, answering its own refusals in the JSON shape).
+    assert "Booting worker" in output and "authsvc.worker.JsonErrorsWorker" in output
