@@ -171,13 +171,15 @@ def count_failure(challenge: Challenge, spent: int) -> int:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(challenge)
+    # Read while the challenge is locked: after the commit, the next attempt may count too.
+    attempts_left = max(0, challenge.max_attempts - challenge.failed_attempts)
     audit.record("pairing.failed", challenge_id=challenge.id, app_name=challenge.app_name)
     if challenge.state == "burned":
         audit.record("challenge.burned", challenge_id=challenge.id, app_name=challenge.app_name)
     db.session.commit()
     if spent >= current_app.config["AUTHSVC_PAIRING_FAILURE_BUDGET"]:
         lock_pairing()
-    return max(0, challenge.max_attempts - challenge.failed_attempts)
+    return attempts_left
 
 
 def lock_pending(challenge_id: str) -> Challenge:

@@ -148,6 +148,11 @@ def test_revoke_racing_a_rotation_with_grace_stays_revoked(server):
             assert requests.get(f"{server}/v1/auth", headers=fresh, timeout=30).status_code == 200
 
 
+def serve_two_workers(port: int) -> list[str]:
+    """``authsvc serve --workers 2``, as a person starts it."""
+    return [*serve_command(port), "--workers", "2"]
+
+
 def change_call(index: int, url: str, headers: dict[str, str]) -> requests.Response:
     """Call 0 disables the key, call 1 rotates it, call 2 revokes it."""
     if index == 0:
@@ -161,8 +166,7 @@ def test_changes_racing_on_one_key_all_succeed_or_conflict(make_app, database_ur
     """Disable, rotate and revoke one key at once, ``CHANGE_ROUNDS`` times, under
     ``authsvc serve --workers 2``: each succeeds or answers 409, never a 5xx (a deadlock)."""
     make_app()
-    command = lambda port: [*serve_command(port), "--workers", "2"]  # noqa: E731
-    with run_server(database_url, tmp_path, command) as base:
+    with run_server(database_url, tmp_path, serve_two_workers) as base:
         headers = host_headers(base)
         for _ in range(CHANGE_ROUNDS):
             key = live_key(base, headers)

@@ -10,8 +10,9 @@ ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorBody"}
 # (400), a refused Host or cross-site request (403), a request line or headers over the
 # server's limits (414, 431), the database unreachable (503).
 ANY_OPERATION = (400, 403, 414, 431, 503)
-# Requests whose body is read: it may be too large (413).
-WITH_BODY = {"post", "put", "patch", "delete"}
+# Requests whose body is read and that may write: the body may be too large (413), the change
+# may collide with another one (409, a deadlock the database broke).
+WRITES = {"post", "put", "patch", "delete"}
 # Operations whose blueprint answers the app's own refusals (bad input, a refused Host or
 # origin) in another shape: OAuth's endpoints answer {"error", "error_description"}.
 OWN_ERROR_SHAPES = {"oauth": {"$ref": "#/components/schemas/OAuthErrorBody"}}
@@ -36,7 +37,7 @@ class App(OpenAPI):
         for path_item in self.spec_json["paths"].values():
             for method, operation in path_item.items():
                 responses = operation.setdefault("responses", {})
-                statuses = ANY_OPERATION + ((413,) if method in WITH_BODY else ())
+                statuses = ANY_OPERATION + ((409, 413) if method in WRITES else ())
                 own = next(
                     (
                         OWN_ERROR_SHAPES[tag]
