@@ -1,17 +1,13 @@
-"""SPEC §1 wire conventions shared by every endpoint: JSON bodies, headers, lists."""
+"""SPEC §1 wire conventions shared by every endpoint: JSON bodies and their values, headers."""
 
 import math
 import re
-from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask, Response, request
-from pydantic import BaseModel, Field
-from sqlalchemy import Select, func, select
 from werkzeug.exceptions import BadRequest
 
 from .errors import ApiError
-from .extensions import db
 
 ANYTYPE_VERSION = "2025-11-08"
 # The largest integer every JSON client reads exactly (JavaScript's Number.MAX_SAFE_INTEGER);
@@ -21,13 +17,6 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 # OAuth's endpoints take form-encoded bodies too (RFC 6749 §4.1.3, RFC 8628 §3.1).
 FORM_PATHS = "/oauth/"
 FORM = "application/x-www-form-urlencoded"
-
-
-class PageQuery(BaseModel):
-    """Pagination parameters of every list endpoint."""
-
-    offset: int = Field(0, ge=0, le=MAX_SAFE_INTEGER)
-    limit: int = Field(100, ge=1, le=1000)
 
 
 def parse_json_body() -> None:
@@ -79,26 +68,6 @@ def no_store(response: Response) -> Response:
     """Mark a response that carries a secret as never to be cached."""
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def page(query: Select[Any], params: PageQuery, render: Any) -> dict[str, Any]:
-    """Run ``query`` for one page and wrap the rendered rows in the list shape."""
-    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows: Sequence[Any] = db.session.scalars(query.offset(params.offset).limit(params.limit)).all()
-    return listing([render(row) for row in rows], int(total or 0), params)
-
-
-def listing(items: list[Any], total: int, params: PageQuery) -> dict[str, Any]:
-    """The paginated list shape of SPEC §1."""
-    return {
-        "data": items,
-        "pagination": {
-            "total": total,
-            "offset": params.offset,
-            "limit": params.limit,
-            "has_more": params.offset + len(items) < total,
-        },
-    }
 
 
 def init_app(app: Flask) -> None:

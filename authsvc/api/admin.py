@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictStr
 
 from .. import groups, organizations, users
 from ..auth import require_admin_api
-from ..wire import PageQuery, page
+from ..listing import PageQuery, page
 from .resources import (
     GroupList,
     GroupResource,

@@ -8,8 +8,8 @@ from flask_openapi3 import APIBlueprint, Tag
 from .. import keyfields, keys, users
 from ..auth import require_admin_api
 from ..extensions import db
+from ..listing import PageQuery, page
 from ..models import ApiKey, User
-from ..wire import PageQuery, page
 from .key_schemas import AdminKeyCreate
 from .keys import created
 from .resources import KeyCreated, KeyWithOwnerList

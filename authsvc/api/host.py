@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, StrictStr
 from .. import device, pairing
 from ..auth import Caller, forbidden, require_caller
 from ..clock import utcnow
-from ..wire import PageQuery, no_store, page
+from ..listing import PageQuery, page
+from ..wire import no_store
 from .key_schemas import MAX_ENTRIES, ExpiryTime, Rule
 from .resources import Claimed, DeviceDecided, DeviceRequest, HostChallengeList
 from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok

@@ -10,8 +10,9 @@ from flask_openapi3 import APIBlueprint, Tag
 from .. import keyfields, keys, users
 from ..auth import require_caller
 from ..errors import ApiError
+from ..listing import PageQuery, page
 from ..models import ApiKey
-from ..wire import PageQuery, no_store, page
+from ..wire import no_store
 from .key_schemas import KeyCreate, KeyPatch, RotateBody
 from .resources import KeyCreated, KeyList, KeyResource
 from .schemas import NO_CONTENT, SECURITY, IdPath, errors, ok

@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from .. import audit, settings
 from ..auth import Caller, require_admin_api, require_caller, require_role
-from ..wire import PageQuery, page
+from ..listing import PageQuery, page
 from .resources import AuditList, Settings
 from .schemas import SECURITY, errors, ok
 

@@ -7,8 +7,8 @@ from sqlalchemy import select
 
 from .. import keys, users
 from ..auth import Caller, require_key
+from ..listing import PageQuery, page
 from ..models import Organization
-from ..wire import PageQuery, page
 from .resources import KeyHolder, SpaceList
 from .schemas import SECURITY, errors, ok
 

@@ -18,9 +18,9 @@ from .. import keys, organizations, pairing, sessions, settings, users
 from ..auth import Caller, page_caller, require_role
 from ..errors import ApiError, describe_validation_error
 from ..extensions import db
+from ..listing import PageQuery, page
 from ..models import ApiKey, Organization, User
 from ..pageheaders import PAGE_HEADERS
-from ..wire import PageQuery, page
 from . import charts
 
 web = Blueprint(
