@@ -12,11 +12,11 @@ $(PYTHON):
 
 $(VENV)/bin/authsvc: | $(PYTHON)
 	@echo "make: installing authsvc and its dependencies into $(VENV)" >&2
-	$(PIP) -e .
+	$(PIP) -e '.[postgres,redis]'
 
 $(VENV)/bin/pytest-benchmark: | $(VENV)/bin/authsvc
 	@echo "make: installing the test extra into $(VENV)" >&2
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,postgres,redis]'
 
 # authsvc serve under wrk, 100 and 100 000 keys: one table (see bench/http.py). SQLite with
 # 2 workers; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with 4 workers and Redis.

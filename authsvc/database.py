@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine, ExceptionContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
+from . import drivers
 from .errors import ApiError
 from .extensions import db
 
@@ -124,6 +125,7 @@ def close_session(_error: BaseException | None = None) -> None:
 def init_app(app: Flask) -> None:
     """Set engine options before the engine is created; close sessions safely."""
     uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    drivers.require_driver(uri)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(uri))
     db.init_app(app)
     app.teardown_appcontext(close_session)  # registered after, so it runs before db's own

@@ -16,6 +16,7 @@ from limits import RateLimitItem, parse_many
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
+from . import drivers
 from .clock import unix_time
 from .errors import ApiError
 from .limitfallback import FallbackStorage
@@ -109,6 +110,7 @@ def open_storage(app: Flask) -> Storage:
     """The configured store; a shared one falls back on the instance's own while it is down."""
     uri = app.config["RATELIMIT_STORAGE_URI"] or instance_uri(app.instance_path)
     options = dict(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {})
+    drivers.require_driver(uri)
     scheme = uri.partition("://")[0]
     if scheme not in SHARED_SCHEMES:
         storage: Storage = storage_from_string(uri, wrap_exceptions=True, **options)  # type: ignore[assignment]

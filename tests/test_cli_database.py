@@ -133,3 +133,36 @@ def test_help_needs_no_database(tmp_path):
         check=False,
     )
     assert shown.returncode == 0 and "--expires-in-days" in shown.stdout, shown.stderr
+
+
+# A Python without the optional driver: a None in sys.modules makes it unimportable and
+# unfindable, as if it had never been installed.
+WITHOUT = (
+    "import sys; sys.modules[{module!r}] = None; from authsvc.cli import main; main(['status'])"
+)
+
+
+@pytest.mark.parametrize(
+    ("variable", "url", "module", "extra"),
+    [
+        (
+            "AUTHSVC_DATABASE_URL",
+            "postgresql+psycopg://nobody@127.0.0.1:1/none",
+            "psycopg",
+            "postgres",
+        ),
+        ("AUTHSVC_RATELIMIT_STORAGE_URI", "redis://127.0.0.1:1/0", "redis", "redis"),
+    ],
+)
+def test_a_missing_driver_names_its_extra(tmp_path, variable, url, module, extra):
+    env = {"PATH": str(BIN), "AUTHSVC_INSTANCE_PATH": str(tmp_path), variable: url}
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", WITHOUT.format(module=module)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert f"pip install 'authsvc[{extra}]'" in done.stderr, done.stderr

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .. import create_app
+from .. import create_app, drivers
 from . import accounts, instance, keys, pair, pairing, serving
 from .database import close_database, prepare_database
 
@@ -19,7 +19,10 @@ def main(ctx: click.Context) -> None:
     """authsvc: pair apps with this host and manage their API keys."""
     if ctx.invoked_subcommand in CLIENT_COMMANDS:
         return  # an app's side: it talks to a server over HTTP, never to the database
-    app = create_app()
+    try:
+        app = create_app()
+    except drivers.MissingDriver as error:
+        raise click.ClickException(str(error)) from error
     ctx.obj = app
     ctx.with_resource(app.app_context())
     # Runs first (last registered), inside the app context: close pooled connections.
