@@ -1,7 +1,8 @@
 """The request gate (SPEC §1): the Host check against DNS rebinding, cross-site refusal, CORS.
 
 One pure function, :func:`judge`, decides from a request's headers; one hook applies it before
-anything else runs. Nothing else in authsvc reads ``Host`` or ``Origin``.
+anything else runs. Nothing else decides on ``Host`` or ``Origin``: pairing only records the
+``Origin`` an app sent, as untrusted text for the host to read.
 """
 
 import ipaddress

@@ -1,5 +1,6 @@
 """Users: the owner of a single-user instance, multi-user mode, roles and permissions."""
 
+import logging
 from typing import Any
 
 from flask import Flask, current_app
@@ -14,6 +15,7 @@ from .errors import ApiError
 from .extensions import db
 from .models import Group, GroupMember, Organization, OrganizationMember, User
 
+log = logging.getLogger(__name__)
 ROLES = {"user": 1, "manager": 2, "admin": 3}
 PERMISSIONS = ("api_keys", "verify_keys")
 
@@ -74,8 +76,10 @@ def bootstrap() -> None:
         password = app.config["AUTHSVC_ADMIN_PASSWORD"]
         if app.config["AUTHSVC_MULTI_USER"] and not is_multi_user() and username and password:
             enable_multi_user(username, password)
-    except SQLAlchemyError:
-        db.session.rollback()  # database down or not migrated: /health will say so
+    except SQLAlchemyError as error:
+        # Database down or not migrated: /health says so; the next request tries again.
+        log.warning("owner not set up yet: %s", getattr(error, "orig", None) or error)
+        db.session.rollback()
         return
     app.extensions["authsvc.bootstrapped"] = True
 

@@ -154,5 +154,42 @@ def api_key(client: FlaskClient) -> str:
     return str(pair(client)["api_key"])
 
 
+# The contract's error codes (SPEC §1), spelled out.
+ERROR_CODES = {
+    "bad_request",
+    "unauthorized",
+    "forbidden",
+    "object_not_found",
+    "method_not_allowed",
+    "conflict",
+    "gone",
+    "payload_too_large",
+    "rate_limit_exceeded",
+    "internal_server_error",
+    "service_unavailable",
+}
+VERSION = "2025-11-08"
+
+
+def assert_error(response: Any, status: int, code: str, message: str | None = None) -> Any:
+    """The one error shape, with its status, code, version header and (if given) message, from
+    a test-client or a ``requests`` answer; return the body."""
+    body = response.json() if callable(response.json) else response.json
+    assert response.status_code == status, body
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.headers["Anytype-Version"] == VERSION
+    assert (body["object"], body["status"], body["code"]) == ("error", status, code)
+    assert code in ERROR_CODES
+    assert isinstance(body["message"], str) and body["message"]
+    if message is not None:
+        assert body["message"] == message
+    return body
+
+
+def wrong_code(code: str) -> str:
+    """A 4-digit code that is certainly not ``code``."""
+    return f"{(int(code) + 1) % 10_000:04d}"
+
+
 def bearer(secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {secret}"}

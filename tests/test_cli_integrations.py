@@ -16,6 +16,7 @@ from authsvc.clock import utcnow
 from authsvc.extensions import db
 from authsvc.models import Counter
 from tests import test_cli, test_server
+from tests.conftest import wrong_code
 from tests.keyhelpers import change_key, make_key, make_user, owner_id, store_settings
 from tests.test_server import BIN, ROOT, free_port, host_headers
 
@@ -61,7 +62,7 @@ def test_pair_through_its_prompt(live):
 def test_pair_exit_codes(live):
     wrong = start_pair(live, "Typo App")
     code = code_for(live, "Typo App")
-    out, err = wrong.communicate(f"{(int(code) + 1) % 10000:04d}\n" * 5, timeout=60)
+    out, err = wrong.communicate((wrong_code(code) + "\n") * 5, timeout=60)
     assert (wrong.returncode, out) == (1, "")
     assert "Wrong code: 1 attempt left" in err and "Error: invalid code" in err
     assert "Traceback" not in err

@@ -12,6 +12,7 @@ import pytest
 
 from authsvc.client import ApiError, BadRequest, Client, InsecureURL, UnexpectedAnswer
 from tests import test_server
+from tests.conftest import wrong_code
 from tests.test_cli_integrations import code_for, start_pair
 from tests.test_server import ROOT, host_code, pair_live
 
@@ -142,7 +143,7 @@ def test_an_answer_that_is_not_authsvcs_is_reported_not_raised_raw(stranger):
 def test_a_wrong_code_can_be_typed_again(live):
     typing = start_pair(live, "Retyped")
     code = code_for(live, "Retyped")
-    wrong = f"{(int(code) + 1) % 10000:04d}"
+    wrong = wrong_code(code)
     out, err = typing.communicate(f"{wrong}\n{wrong}\n{code}\n", timeout=60)
     assert typing.returncode == 0, err
     assert "Wrong code: 4 attempts left; type it again." in err
@@ -157,7 +158,7 @@ def test_the_client_asks_again_only_when_told_to(live):
     def read_code(challenge_id: str) -> str:
         asked.append(challenge_id)
         code = host_code(live, challenge_id)
-        return code if len(asked) > 1 else f"{(int(code) + 1) % 10000:04d}"
+        return code if len(asked) > 1 else wrong_code(code)
 
     key = Client(live).pair("Told", read_code, on_wrong_code=told.append)
     assert told == [4] and len(asked) == 2 and len(set(asked)) == 1

@@ -11,21 +11,11 @@ import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
+from tests.conftest import VERSION, assert_error
 from tests.test_server import server
 
-VERSION = "2025-11-08"
 LONG = 10_000  # characters: over gunicorn's limits on the request line and a header field
 __all__ = ["server"]  # the live gunicorn fixture, shared
-
-
-def assert_error_shape(response, status: int, code: str) -> dict:
-    """``status`` in the error shape, with the version header; return the body."""
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    assert response.headers["Anytype-Version"] == VERSION
-    body = response.json()
-    assert (body["object"], body["status"], body["code"]) == ("error", status, code)
-    return body
 
 
 @contextmanager
@@ -57,7 +47,7 @@ def test_an_error_raised_after_the_answer_is_answered_in_the_error_shape(make_ap
     with served_in_process(app) as base:
         failing.set()
         refused = requests.get(f"{base}/v1/no-such-thing", timeout=30)
-        body = assert_error_shape(refused, 500, "internal_server_error")
+        body = assert_error(refused, 500, "internal_server_error")
         assert body["message"] == "internal server error"
         failing.clear()
         assert requests.get(f"{base}/health", timeout=30).headers["Anytype-Version"] == VERSION
@@ -74,7 +64,7 @@ def test_gunicorn_refusals_answer_in_the_error_shape(server):
         (f"{server}/v1/spaces", {f"X-Header-{i}": "a" for i in range(200)}, 431),
     ]:
         refused = requests.get(url, headers=headers, timeout=30)
-        assert_error_shape(refused, status, "bad_request")
+        assert_error(refused, status, "bad_request")
 
     port = int(server.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=30) as raw:

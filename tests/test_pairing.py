@@ -16,7 +16,7 @@ from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent, Challenge
 from authsvc.tokens import is_well_formed
 from tests import conftest
-from tests.conftest import bearer, pair
+from tests.conftest import assert_error, bearer, pair, wrong_code
 
 RATE_HEADERS = ("Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 
@@ -43,10 +43,6 @@ def state_of(app: Any, challenge_id: str) -> str:
         return str(db.session.get(Challenge, challenge_id).state)
 
 
-def wrong(code: str) -> str:
-    return f"{(int(code) + 1) % 10_000:04d}"
-
-
 def redeem(client: Any, challenge_id: str, code: Any, **extra: Any) -> Any:
     return client.post(
         "/v1/auth/api_keys", json={"challenge_id": challenge_id, "code": code, **extra}
@@ -63,17 +59,6 @@ def events(app: Any, event_type: str) -> list[AuditEvent]:
 def count(app: Any, model: Any) -> int:
     with app.app_context():
         return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
-
-
-def assert_error(response: Any, status: int, code: str, message: str | None = None) -> None:
-    assert response.status_code == status, response.json
-    body = response.json
-    assert body["object"] == "error"
-    assert body["status"] == status
-    assert body["code"] == code
-    if message is not None:
-        assert body["message"] == message
-    assert response.headers["Anytype-Version"] == "2025-11-08"
 
 
 def assert_rate_headers(response: Any) -> None:
@@ -172,10 +157,10 @@ def test_wrong_code_counts_down_then_burns(app, client):
     challenge_id = create(client)
     code = code_of(app, challenge_id)
     for left in (4, 3, 2, 1):
-        response = redeem(client, challenge_id, wrong(code))
+        response = redeem(client, challenge_id, wrong_code(code))
         assert_error(response, 400, "bad_request", "invalid code")
         assert response.json["attempts_left"] == left
-    last = redeem(client, challenge_id, wrong(code))
+    last = redeem(client, challenge_id, wrong_code(code))
     assert_error(last, 400, "bad_request", "invalid code")
     assert last.json["attempts_left"] == 0
     assert state_of(app, challenge_id) == "burned"
@@ -192,8 +177,8 @@ def test_max_attempts_is_configurable(make_app):
     client = conftest.host_client(app)
     challenge_id = create(client)
     code = code_of(app, challenge_id)
-    assert redeem(client, challenge_id, wrong(code)).json["attempts_left"] == 1
-    assert redeem(client, challenge_id, wrong(code)).json["attempts_left"] == 0
+    assert redeem(client, challenge_id, wrong_code(code)).json["attempts_left"] == 1
+    assert redeem(client, challenge_id, wrong_code(code)).json["attempts_left"] == 0
     assert_error(
         redeem(client, challenge_id, code), 410, "gone", "challenge failed: too many attempts"
     )
@@ -215,7 +200,7 @@ def test_challenge_succeeds_once(app, client):
     assert redeem(client, challenge_id, code).status_code == 201
     again = redeem(client, challenge_id, code)
     assert_error(again, 410, "gone", "challenge already used")
-    wrong_again = redeem(client, challenge_id, wrong(code))
+    wrong_again = redeem(client, challenge_id, wrong_code(code))
     assert_error(wrong_again, 410, "gone", "challenge already used")
     assert count(app, ApiKey) == 1
 
@@ -332,7 +317,7 @@ def test_pkce_missing_or_wrong_verifier(app, client, verifier):
     response = redeem(client, challenge_id, code_of(app, challenge_id), **extra)
     assert_error(response, 400, "bad_request", "invalid code_verifier")
     assert response.json["attempts_left"] == 4
-    other = redeem(client, challenge_id, wrong(code_of(app, challenge_id)), **extra)
+    other = redeem(client, challenge_id, wrong_code(code_of(app, challenge_id)), **extra)
     assert_error(other, 400, "bad_request", "invalid code_verifier")
     assert other.json["attempts_left"] == 3
     assert len(events(app, "pairing.failed")) == 2
@@ -363,9 +348,9 @@ def test_failure_budget_locks_pairing(make_app):
     app = make_app(AUTHSVC_PAIRING_FAILURE_BUDGET=3)
     client = conftest.host_client(app)
     first, second = create(client, "One"), create(client, "Two")
-    redeem(client, first, wrong(code_of(app, first)))
-    redeem(client, second, wrong(code_of(app, second)))
-    exhausting = redeem(client, first, wrong(code_of(app, first)))
+    redeem(client, first, wrong_code(code_of(app, first)))
+    redeem(client, second, wrong_code(code_of(app, second)))
+    exhausting = redeem(client, first, wrong_code(code_of(app, first)))
     assert_error(exhausting, 400, "bad_request", "invalid code")
     (locked,) = events(app, "pairing.locked")
     assert locked.details["budget"] == 3
@@ -410,7 +395,7 @@ def test_failure_budget_has_no_time_window(make_app):
     for hour in range(20):
         with freeze_time(start + timedelta(hours=hour, minutes=10)):
             challenge_id = create(client)
-            response = redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
+            response = redeem(client, challenge_id, wrong_code(code_of(app, challenge_id)))
             assert_error(response, 400, "bad_request", "invalid code")
             assert bool(events(app, "pairing.locked")) == (hour == 19)
     with freeze_time(start + timedelta(days=1)):
@@ -418,7 +403,7 @@ def test_failure_budget_has_no_time_window(make_app):
     # Turning pairing on again starts a fresh budget.
     assert client.patch("/v1/settings", json={"pairing_enabled": True}).status_code == 200
     challenge_id = create(client)
-    assert redeem(client, challenge_id, wrong(code_of(app, challenge_id))).status_code == 400
+    assert redeem(client, challenge_id, wrong_code(code_of(app, challenge_id))).status_code == 400
     assert len(events(app, "pairing.locked")) == 1
 
 
@@ -427,8 +412,8 @@ def test_a_success_starts_a_fresh_budget(make_app):
     client = conftest.host_client(app)
     for _ in range(3):
         challenge_id = create(client)
-        redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
-        redeem(client, challenge_id, wrong(code_of(app, challenge_id)))
+        redeem(client, challenge_id, wrong_code(code_of(app, challenge_id)))
+        redeem(client, challenge_id, wrong_code(code_of(app, challenge_id)))
         assert redeem(client, challenge_id, code_of(app, challenge_id)).status_code == 201
     assert events(app, "pairing.locked") == []
 
@@ -622,7 +607,7 @@ def test_legacy_errors(app, client):
     assert_error(client.post("/v1/auth/token?challenge_id=x&code=1234"), 404, "object_not_found")
     challenge_id = client.post("/v1/auth/display_code?app_name=x").json["challenge_id"]
     code = code_of(app, challenge_id)
-    response = client.post(f"/v1/auth/token?challenge_id={challenge_id}&code={wrong(code)}")
+    response = client.post(f"/v1/auth/token?challenge_id={challenge_id}&code={wrong_code(code)}")
     assert_error(response, 400, "bad_request", "invalid code")
     assert response.json["attempts_left"] == 4
 
@@ -655,11 +640,11 @@ def test_secret_never_shown_again(app, client, caplog):
 def test_codes_in_audit_events_never(app, client):
     challenge_id = create(client)
     code = code_of(app, challenge_id)
-    redeem(client, challenge_id, wrong(code))
+    redeem(client, challenge_id, wrong_code(code))
     redeem(client, challenge_id, code)
     for event_type in ("challenge.created", "pairing.failed", "pairing.succeeded"):
         for event in events(app, event_type):
-            assert code not in repr(event.details) and wrong(code) not in repr(event.details)
+            assert code not in repr(event.details) and wrong_code(code) not in repr(event.details)
 
 
 def test_codes_logged_only_when_asked(make_app, caplog):
@@ -710,17 +695,19 @@ def test_turning_pairing_on_again_starts_a_fresh_budget(make_app):
     challenge_id = create(client)
     code = code_of(app, challenge_id)
     for _ in range(3):
-        redeem(client, challenge_id, wrong(code))
+        redeem(client, challenge_id, wrong_code(code))
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
     with app.app_context():
         settings.update({"pairing_enabled": True}, actor_id=None)
     # The old failures no longer count: two more wrong codes leave pairing on.
     for _ in range(2):
-        assert_error(redeem(client, challenge_id, wrong(code)), 400, "bad_request", "invalid code")
+        assert_error(
+            redeem(client, challenge_id, wrong_code(code)), 400, "bad_request", "invalid code"
+        )
     assert len(events(app, "pairing.locked")) == 1
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 201
     other = create(client)
-    redeem(client, other, wrong(code_of(app, other)))
+    redeem(client, other, wrong_code(code_of(app, other)))
     assert len(events(app, "pairing.locked")) == 2
     assert client.post("/v1/auth/challenges", json={"app_name": "x"}).status_code == 403
 

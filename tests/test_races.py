@@ -14,7 +14,7 @@ from authsvc import counters
 from authsvc.extensions import db
 from authsvc.models import ApiKey, AuditEvent, Challenge, Counter
 from tests import test_server
-from tests.conftest import bearer
+from tests.conftest import bearer, wrong_code
 from tests.keyhelpers import audit_types
 from tests.test_server import (
     all_at_once,
@@ -239,7 +239,7 @@ def test_parallel_wrong_codes_never_overdraw_the_budget(server):
     listed = requests.get(f"{server}/v1/pairing/challenges", headers=headers, timeout=30)
     codes = {c["challenge_id"]: c["code"] for c in listed.json()["data"]}
     guesses = [
-        {"challenge_id": challenge_id, "code": f"{(int(codes[challenge_id]) + 1) % 10_000:04d}"}
+        {"challenge_id": challenge_id, "code": wrong_code(codes[challenge_id])}
         for challenge_id in challenge_ids
         for _ in range(5)
     ]
@@ -263,7 +263,7 @@ def test_wrong_codes_at_one_challenge_compare_exactly_the_cap(server, make_app):
     the compared ones spend the failure budget."""
     challenge_id = create_challenge(server)
     code = host_code(server, challenge_id)
-    body = {"challenge_id": challenge_id, "code": f"{(int(code) + 1) % 10_000:04d}"}
+    body = {"challenge_id": challenge_id, "code": wrong_code(code)}
 
     responses = all_at_once(
         WRONG_AT_ONCE,

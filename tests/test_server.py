@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from authsvc.extensions import db
 from authsvc.limitstore import SQLiteStorage, instance_uri
 from authsvc.models import ApiKey, AuditEvent
-from tests.conftest import TEST_SECRET, bearer
+from tests.conftest import TEST_SECRET, bearer, wrong_code
 from tests.services import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,7 +298,7 @@ def budget_server(make_app: Any, database_url: str, tmp_path: Path) -> Iterator[
 def test_concurrent_wrong_codes_never_overdraw_the_budget(budget_server, make_app):
     challenge_id = create_challenge(budget_server)
     code = host_code(budget_server, challenge_id)
-    body = {"challenge_id": challenge_id, "code": f"{(int(code) + 1) % 10_000:04d}"}
+    body = {"challenge_id": challenge_id, "code": wrong_code(code)}
     responses = all_at_once(
         40, lambda _: requests.post(f"{budget_server}/v1/auth/api_keys", json=body, timeout=60)
     )

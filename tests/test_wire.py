@@ -11,23 +11,8 @@ from authsvc import create_app
 from authsvc.extensions import db
 from authsvc.models import ApiKey, Challenge
 from tests import conftest
-from tests.conftest import bearer
+from tests.conftest import VERSION, assert_error, bearer
 from tests.keyhelpers import counts
-
-VERSION = "2025-11-08"
-ERROR_CODES = {
-    "bad_request",
-    "unauthorized",
-    "forbidden",
-    "object_not_found",
-    "method_not_allowed",
-    "conflict",
-    "gone",
-    "payload_too_large",
-    "rate_limit_exceeded",
-    "internal_server_error",
-    "service_unavailable",
-}
 
 
 def row_counts(app: Flask) -> dict[str, int]:
@@ -37,18 +22,6 @@ def row_counts(app: Flask) -> dict[str, int]:
             table.name: int(db.session.scalar(select(func.count()).select_from(table)) or 0)
             for table in db.metadata.sorted_tables
         }
-
-
-def assert_error_shape(response: Any, status: int, code: str) -> None:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.json
-    assert body["object"] == "error"
-    assert body["status"] == status
-    assert body["code"] == code
-    assert code in ERROR_CODES
-    assert isinstance(body["message"], str) and body["message"]
-    assert response.headers["Anytype-Version"] == VERSION
-    assert response.mimetype == "application/json"
 
 
 @pytest.fixture
@@ -87,7 +60,7 @@ CHALLENGE_BAD_BODIES = [
 @pytest.mark.parametrize("body", CHALLENGE_BAD_BODIES)
 def test_bad_challenge_bodies(app, client, warm, body):
     response = client.post("/v1/auth/challenges", data=body, content_type="application/json")
-    assert_error_shape(response, 400, "bad_request")
+    assert_error(response, 400, "bad_request")
     assert response.json["message"].startswith("bad input")
     assert row_counts(app) == warm
 
@@ -113,7 +86,7 @@ REDEEM_BAD_BODIES = [
 @pytest.mark.parametrize("body", REDEEM_BAD_BODIES)
 def test_bad_redeem_bodies(app, client, warm, body):
     response = client.post("/v1/auth/api_keys", data=body, content_type="application/json")
-    assert_error_shape(response, 400, "bad_request")
+    assert_error(response, 400, "bad_request")
     assert response.json["message"].startswith("bad input")
     assert row_counts(app) == warm
 
@@ -136,7 +109,7 @@ def test_bad_redeem_of_a_real_challenge_writes_nothing(app, client):
 def test_body_over_64_kb(app, client, warm, path):
     body = json.dumps({"app_name": "x", "challenge_id": "x", "code": "1", "pad": "a" * 66_000})
     response = client.post(path, data=body, content_type="application/json")
-    assert_error_shape(response, 413, "payload_too_large")
+    assert_error(response, 413, "payload_too_large")
     assert row_counts(app) == warm
 
 
@@ -207,7 +180,7 @@ def test_request_version_header_is_ignored(client, version):
 )
 def test_every_error_has_the_shape_and_version(client, method, path, status, code):
     response = getattr(client, method)(path)
-    assert_error_shape(response, status, code)
+    assert_error(response, status, code)
 
 
 def test_405_names_the_allowed_methods(client):
@@ -235,7 +208,7 @@ def test_unexpected_errors_answer_500_in_the_shape(app):
         raise RuntimeError("kaboom: internal detail")
 
     response = app.test_client().get("/boom")
-    assert_error_shape(response, 500, "internal_server_error")
+    assert_error(response, 500, "internal_server_error")
     assert "kaboom" not in response.get_data(as_text=True)
 
 
@@ -265,7 +238,7 @@ def test_health_when_the_database_is_unreachable(tmp_path, url, path):
     app = create_app(conftest.base_config(url.format(tmp=tmp_path)))
     try:
         response = app.test_client().get(path)
-        assert_error_shape(response, 503, "service_unavailable")
+        assert_error(response, 503, "service_unavailable")
         assert app.test_client().get("/").status_code == 200
     finally:
         with app.app_context():
@@ -290,7 +263,7 @@ def test_openapi_lists_the_pairing_paths(client):
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=1001", "offset=-1", "limit=abc", "offset=1.5"])
 def test_bad_pagination(client, query):
-    assert_error_shape(client.get(f"/v1/pairing/challenges?{query}"), 400, "bad_request")
+    assert_error(client.get(f"/v1/pairing/challenges?{query}"), 400, "bad_request")
 
 
 def test_pagination(client):

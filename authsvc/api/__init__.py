@@ -35,5 +35,6 @@ def register(app: OpenAPI) -> None:
         usage,
     ):
         app.register_api(module.api)
-    # First of all before-request hooks: the creation limit counts even unparsable bodies.
+    # Before the body parser, so the creation limit counts even unparsable bodies; the gate
+    # (gate.init_app, called later, inserts itself before this) still runs first of all.
     app.before_request_funcs.setdefault(None, []).insert(0, pairing.count_challenge_creation)
