@@ -169,7 +169,7 @@ def test_login_wrong_password_link_and_headers(visit, base):
     visit.page.get_by_role("button", name="Log out").click()
     visit.page.wait_for_url(f"{base}/ui/login")
     visit.page.goto(f"{base}/ui/keys")  # the shell finds no credential: the login page
-    visit.page.wait_for_url(f"{base}/ui/login")
+    visit.page.wait_for_url(f"{base}/ui/login?next=%2Fui%2Fkeys")
 
 
 def test_keyboard_alone_logs_in_and_denies_with_a_visible_focus(visit, base):
@@ -866,7 +866,7 @@ def test_a_cookie_planted_by_another_port_never_shows_another_user(
     with visit.page.expect_response(lambda r: r.url == f"{served}/ui/keys" and is_fill(r)) as fill:
         visit.page.goto(f"{served}/ui/keys")
     assert fill.value.status == 403  # refused: the page is never rendered for Mallory
-    visit.page.wait_for_url(f"{served}/ui/login")
+    visit.page.wait_for_url(f"{served}/ui/login?next=%2Fui%2Fkeys")
     assert "mallory" not in visit.page.content()
 
     # Planted beside the admin's own (a narrower path, sent first): ignored, the admin stays.

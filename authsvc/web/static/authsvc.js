@@ -25,10 +25,12 @@ export function forgetCsrfToken() {
   localStorage.removeItem(CSRF_STORAGE);
 }
 
-// Back to this page once logged in (a device link keeps its code).
-export function toLogin() {
-  const next = new URLSearchParams({ next: location.pathname + location.search });
-  location.assign(`/ui/login?${next}`);
+// To the login page; unless logging out, back to this page once logged in (a device link
+// keeps its code).
+export function toLogin(comeBack = true) {
+  const here = location.pathname + location.search;
+  const next = comeBack && here !== "/ui/" ? `?${new URLSearchParams({ next: here })}` : "";
+  location.assign(`/ui/login${next}`);
 }
 
 // The one fetch helper of the pages: this origin only, with the CSRF token when one is kept.
@@ -214,7 +216,7 @@ document.addEventListener("click", async (event) => {
     await api("DELETE", "/v1/session");
   } finally {
     forgetCsrfToken();
-    toLogin();
+    toLogin(false);
   }
 });
 
