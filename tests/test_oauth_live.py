@@ -2,12 +2,18 @@
 polls of one device code yield one key, on SQLite and PostgreSQL."""
 
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 import requests
 from requests_oauth2client import BearerToken, OAuth2Client
-from requests_oauth2client.exceptions import AccessDenied, AuthorizationPending, SlowDown
+from requests_oauth2client.exceptions import (
+    AccessDenied,
+    AuthorizationPending,
+    ExpiredToken,
+    SlowDown,
+)
 from sqlalchemy import func, select
 
 from authsvc.client import BadRequest, Client
@@ -190,3 +196,30 @@ def test_authsvc_pair_device_from_the_shell(server):
     key = out.strip()
     assert key.startswith("sk-") and key not in err
     assert Client(server, key).whoami()["key"]["created_via"] == "device"
+
+
+EXPIRY_POLLS = 60  # × 0.5 s: far beyond a 2 s life
+
+
+def test_a_device_code_expires_on_a_real_server(make_app, database_url, tmp_path):
+    """A short challenge life on a live server: the library hears expired_token, never a key.
+
+    A real server's clock cannot be frozen, so this waits (boundedly) for the 2 s to pass.
+    """
+    make_app()
+    with test_server.run_server(database_url, tmp_path, AUTHSVC_CHALLENGE_TTL="2") as base:
+        client = library_client(base, "Short-Lived App")
+        started = client.authorize_device()
+        for _ in range(EXPIRY_POLLS):
+            try:
+                client.device_code(started)
+            except (AuthorizationPending, SlowDown):
+                time.sleep(0.5)
+                continue
+            except ExpiredToken:
+                break
+            pytest.fail("a key was issued for a request nobody approved")
+        else:
+            pytest.fail("the device code never expired")
+        # Approving it now is too late: the code is no longer pending.
+        assert decide(base, started.user_code).status_code == 404
