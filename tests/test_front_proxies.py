@@ -29,6 +29,7 @@ import pytest
 
 from authsvc.clock import utcnow
 from tests.keyhelpers import change_key, make_key, make_org, make_user
+from tests.services import stop
 from tests.test_server import ROOT, free_port, run_server
 
 BIN = Path(sys.executable).parent
@@ -166,12 +167,7 @@ def run_front(
             wait_for_port(port, process, log, name)
             yield port
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 class Echo(BaseHTTPRequestHandler):

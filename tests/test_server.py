@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -18,7 +18,7 @@ from authsvc.extensions import db
 from authsvc.limitstore import SQLiteStorage, instance_uri
 from authsvc.models import ApiKey, AuditEvent
 from tests.conftest import TEST_SECRET, bearer, wrong_code
-from tests.services import free_port
+from tests.services import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -60,6 +60,19 @@ def gunicorn_command(port: int) -> list[str]:
     return [*gunicorn, "-w", "2", "--threads", "4", "-b", f"127.0.0.1:{port}", "app:app"]
 
 
+def spawn(
+    command: list[str], database_url: str, output: IO[bytes], **env: str
+) -> subprocess.Popen[bytes]:
+    """A server process on the test database, writing everything to ``output``."""
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=server_environment(database_url, **env),
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+
+
 @contextmanager
 def run_server(
     database_url: str,
@@ -77,23 +90,12 @@ def run_server(
     base = f"http://127.0.0.1:{port}"
     log = log_dir / f"server-{port}.log"
     with log.open("wb") as output:
-        process = subprocess.Popen(
-            command(port),
-            cwd=ROOT,
-            env=server_environment(database_url, **env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        process = spawn(command(port), database_url, output, **env)
         try:
             wait_until_up(base, process, log)
             yield base
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from tests.test_server import (
     host_headers,
     run_server,
     server_environment,
+    spawn,
     wait_until_up,
 )
 
@@ -280,13 +281,7 @@ def test_a_killed_master_does_not_block_its_restart(served_database, instance, t
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "first.log"
     with log.open("wb") as output:
-        first = subprocess.Popen(
-            serve_command(port),
-            cwd=ROOT,
-            env=server_environment(served_database),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
+        first = spawn(serve_command(port), served_database, output)
         try:
             wait_until_up(base, first, log)
             control = wait_for_control_socket(instance)
@@ -307,13 +302,7 @@ def test_a_killed_master_does_not_block_its_restart(served_database, instance, t
         assert not any(is_running(pid) for pid in orphans)
         log = tmp_path / "second.log"
         with log.open("wb") as output:
-            second = subprocess.Popen(
-                serve_command(port),
-                cwd=ROOT,
-                env=server_environment(served_database),
-                stdout=output,
-                stderr=subprocess.STDOUT,
-            )
+            second = spawn(serve_command(port), served_database, output)
             try:
                 wait_until_serving(instance, second, log)
                 wait_until_up(base, second, log)
