@@ -6,6 +6,7 @@ one upsert, atomic on its own. The file holds nothing that must survive a crash,
 tuned for counting (WAL, ``synchronous=OFF``); it is private to the account (mode 0600).
 """
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -14,10 +15,12 @@ from urllib.parse import urlparse
 
 from limits.storage import Storage
 
+from . import files
 from .clock import unix_time
+from .files import FILE_MODE
 
 FILE_NAME = "limits.sqlite3"
-BUSY_TIMEOUT = 5  # seconds a counter waits for another process's write
+BUSY_TIMEOUT = 10  # seconds a counter waits for another process's write (as the database)
 PURGE_EVERY = 1000  # increments between deletions of expired counters
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS counters ("
@@ -36,6 +39,19 @@ RETURNING count
 def instance_uri(instance_path: str) -> str:
     """The store's URI for an instance folder."""
     return f"sqlite:///{os.path.join(instance_path, FILE_NAME)}"
+
+
+def create_private(path: str) -> None:
+    """Create the file 0600 if it is missing, and make it 0600 if it is not.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX
+    lock this process holds on it, which would pull the locks from under the SQLite
+    connections of the process's other threads (a lost count, or "disk I/O error").
+    """
+    if not os.path.exists(path):
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    files.make_private(path)
 
 
 class SQLiteStorage(Storage):
@@ -61,8 +77,7 @@ class SQLiteStorage(Storage):
         """
         opened: tuple[int, sqlite3.Connection] | None = getattr(self.local, "opened", None)
         if opened is None or opened[0] != os.getpid():
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-            os.chmod(self.path, 0o600)
+            create_private(self.path)
             connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=OFF")
