@@ -4,7 +4,7 @@ import secrets
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .clock import utcnow
@@ -104,6 +104,8 @@ class ApiKey(db.Model):  # type: ignore[name-defined]
     created_by_key_id: Mapped[str | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL"), index=True
     )
+    # Set by a trigger from the ``keys`` counter: the order in which digests appeared.
+    serial: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
     # A user's keys, newest first; also serves every lookup by owner alone.
     __table_args__ = (Index("ix_api_keys_owner_id_created_at", "owner_id", "created_at"),)

@@ -14,10 +14,12 @@ import pytest
 import redis
 import requests
 
+from authsvc import tokens
 from tests.conftest import bearer
 from tests.test_server import run_server
 
 ADMIN = {"username": "admin", "password": "admin-password-1234"}
+PREFIX = "sk-"
 ROUNDS = 24  # fresh connections per check, spread over both workers
 STREAM_POLLS = 6000  # × 10 ms: a minute for 40 answers, far beyond what a live stream needs
 MULTI_USER = {
@@ -232,3 +234,21 @@ def test_no_request_started_after_a_revocation_passes(multi_user_server):
             thread.join()
     after = [status for started, status in answers if started > revoked_at]
     assert set(after) == {401}, after
+
+
+def test_every_worker_knows_a_new_key_at_once_though_its_digest_set_was_built(
+    multi_user_server,
+):
+    """Unknown keys make each worker build its set of digests; a key made afterwards, in
+    either worker, is valid at once in both, and refused at once when revoked."""
+    base = multi_user_server
+    admin = login(base, **ADMIN)
+    unknown = bearer(tokens.generate(PREFIX))
+    assert_every_answer(f"{base}/v1/auth", unknown, 401, "invalid api key")
+    for round_ in range(3):
+        created = call("POST", f"{base}/v1/api-keys", admin, name=f"new {round_}")
+        key = bearer(created.json()["api_key"])
+        assert_every_answer(f"{base}/v1/auth", key, 200)
+        call("DELETE", f"{base}/v1/api-keys/{created.json()['id']}", admin)
+        assert_every_answer(f"{base}/v1/auth", key, 401, "api key revoked")
+    assert_every_answer(f"{base}/v1/auth", unknown, 401, "invalid api key")
