@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "AUTHSVC_PURGE_INTERVAL": 3600,
     "AUTHSVC_USAGE_FLUSH_INTERVAL": 10,
     "AUTHSVC_LOG_FORMAT": "text",
+    "AUTHSVC_INVALIDATION": "read",
     "AUTH_TOKEN": None,
     "JWT_SECRET": None,
     "JWT_EXPIRY": "30d",

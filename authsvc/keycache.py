@@ -31,7 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
-from . import settings, users
+from . import invalidation, settings, users
 from .digestset import DigestSet
 from .extensions import db
 from .models import ApiKey, Counter, User
@@ -58,7 +58,8 @@ USE_COLUMNS = frozenset({"last_used_at", "last_used_ip"})
 RECORDS_USE = "authsvc_records_use"
 KEYS = "keys"
 PROBE = f"SELECT name, value FROM counters WHERE name IN ('{GENERATION}', '{KEYS}')"
-COUNTERS_SEEN = "authsvc_counters"  # the request's read, in flask.g
+COUNTERS_SEEN = "authsvc_counters"
+Counters = invalidation.Counters  # the request's read, in flask.g
 # Up to this many keys the digest set is built in the request that needs it; above, in a
 # thread of its own while requests ask the database.
 BUILD_INLINE = 10_000
@@ -90,20 +91,31 @@ class Probe:
         self.options: dict[str, bool] = {"prepare": True} if postgresql else {}
         self.errors = engine.dialect.loaded_dbapi.Error
 
-    def read(self) -> tuple[int | None, int | None]:
+    def read(self) -> Counters:
         """(generation, keys); None for a counter whose row is missing."""
         try:
             self.cursor.execute(PROBE, **self.options)
-            values = dict(self.cursor.fetchall())
+            return counters(self.cursor.fetchall())
         except self.errors as error:
             raise DBAPIError.instance(PROBE, None, error, self.errors) from error
-        return values.get(GENERATION), values.get(KEYS)
+
+
+def counters(rows: list[tuple[str, int]]) -> Counters:
+    """(generation, keys) from the probe's rows."""
+    values = dict(rows)
+    return values.get(GENERATION), values.get(KEYS)
+
+
+def read_by_listener(connection: Any) -> Counters:
+    """The probe on the notify listener's own connection."""
+    return counters(connection.execute(PROBE).fetchall())
 
 
 class KeyCache:
     """One app's decisions, settings and digest set, valid for one generation of the database."""
 
-    def __init__(self) -> None:
+    def __init__(self, listener: invalidation.Listener | None = None) -> None:
+        self.listener = listener
         self.lock = threading.Lock()
         self.generation: int | None = None
         self.decisions: OrderedDict[str, Decision] = OrderedDict()
@@ -245,8 +257,9 @@ def cache() -> KeyCache:
     return store
 
 
-def read_counters() -> tuple[int | None, int | None]:
-    """The generation and keys counters as committed when this request first asked.
+def read_counters() -> Counters:
+    """The generation and keys counters as committed when this request first asked (in
+    notify mode, as its worker last heard them).
 
     Read once per request (a verification checks two keys), on a connection each thread keeps
     in autocommit mode: a single round trip, no transaction left open. A failed read drops
@@ -254,16 +267,23 @@ def read_counters() -> tuple[int | None, int | None]:
     failure (503).
     """
     if COUNTERS_SEEN in g:
-        seen: tuple[int | None, int | None] = g.get(COUNTERS_SEEN)
+        seen: Counters = g.get(COUNTERS_SEEN)
         return seen
     store = cache()
+    found = store.listener.counters() if store.listener is not None else None
+    if found is None:
+        found = probe_counters(store)
+    setattr(g, COUNTERS_SEEN, found)
+    return found
+
+
+def probe_counters(store: KeyCache) -> Counters:
+    """The counters read from the database on this thread's probe."""
     try:
-        counters = store.probe().read()
+        return store.probe().read()
     except DBAPIError:
         store.drop_probe()
         raise
-    setattr(g, COUNTERS_SEEN, counters)
-    return counters
 
 
 def lookup(digest: str) -> tuple[Decision | None, dict[str, Any]]:
@@ -280,7 +300,12 @@ def lookup(digest: str) -> tuple[Decision | None, dict[str, Any]]:
     if decision is not None and values is not None:
         return decision, values
     if decision is None and not store.may_exist(db.engine, digest, numbered):
-        return None, {}
+        if store.listener is None:
+            return None, {}
+        # A key made a moment ago may not have been heard of yet: ask the database.
+        _, numbered = probe_counters(store)
+        if not store.may_exist(db.engine, digest, numbered):
+            return None, {}
     with Session(db.engine) as session:
         if values is None:
             values = settings.read(session)
@@ -379,7 +404,10 @@ def bump_on_statement(state: ORMExecuteState) -> None:
 
 def init_app(app: Flask) -> None:
     """Give the app its cache; watch every session for changes that decide on keys."""
-    app.extensions["authsvc.keycache"] = KeyCache()
+    listener = None
+    if invalidation.mode(app) == "notify":
+        listener = invalidation.Listener(app.config["SQLALCHEMY_DATABASE_URI"], read_by_listener)
+    app.extensions["authsvc.keycache"] = KeyCache(listener)
     if not event.contains(Session, "before_flush", bump_on_flush):
         event.listen(Session, "before_flush", bump_on_flush)
         event.listen(Session, "do_orm_execute", bump_on_statement)

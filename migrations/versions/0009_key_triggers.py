@@ -14,6 +14,9 @@ Recording a key's use (``last_used_at``, ``last_used_ip``) and numbering it (``s
 nothing. A migration that adds a column to ``api_keys`` must add it to the update trigger
 (tests/test_triggers.py fails until it does); on SQLite a batch ``ALTER`` of a watched table
 recreates it without its triggers, so such a migration must create them again.
+
+On PostgreSQL a third trigger NOTIFYs each committed counter value, for workers that listen
+instead of reading the counters on every request (``AUTHSVC_INVALIDATION=notify``).
 """
 
 import sqlalchemy as sa
@@ -36,6 +39,7 @@ WATCHED = (
     "settings",
 )
 UNWATCHED_KEY_COLUMNS = {"last_used_at", "last_used_ip", "serial"}
+CHANNEL = "authsvc_counters"  # authsvc.invalidation.CHANNEL, fixed here as migrations are
 BUMP = "UPDATE counters SET value = value + 1 WHERE name = 'generation'"
 
 
@@ -113,6 +117,15 @@ def create_postgresql_triggers():
         "CREATE TRIGGER authsvc_keys BEFORE INSERT OR UPDATE OF digest ON api_keys"
         " FOR EACH ROW EXECUTE FUNCTION authsvc_number_key()"
     )
+    # For AUTHSVC_INVALIDATION=notify: each committed value of either counter, to listeners.
+    op.execute(
+        "CREATE FUNCTION authsvc_notify_counter() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+        f" PERFORM pg_notify('{CHANNEL}', NEW.name || ':' || NEW.value); RETURN NULL; END $$"
+    )
+    op.execute(
+        "CREATE TRIGGER authsvc_counters_notify AFTER INSERT OR UPDATE ON counters FOR EACH ROW"
+        " WHEN (NEW.name IN ('generation', 'keys')) EXECUTE FUNCTION authsvc_notify_counter()"
+    )
 
 
 def downgrade():
@@ -122,6 +135,8 @@ def downgrade():
             on = f" ON {table}" if postgresql else ""
             op.execute(f"DROP TRIGGER authsvc_generation_{table}_{suffix}{on}")
     if postgresql:
+        op.execute("DROP TRIGGER authsvc_counters_notify ON counters")
+        op.execute("DROP FUNCTION authsvc_notify_counter()")
         op.execute("DROP TRIGGER authsvc_keys ON api_keys")
         op.execute("DROP FUNCTION authsvc_number_key()")
         op.execute("DROP FUNCTION authsvc_bump_generation()")
