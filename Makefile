@@ -1,4 +1,4 @@
-.PHONY: bench bench-inprocess bench-micro fuzz soak
+.PHONY: bench bench-inprocess bench-micro profile fuzz soak
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
@@ -7,6 +7,8 @@ PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 BENCH_ARGS ?=
 # Key counts of the PostgreSQL part (the SQLite part keeps bench/http.py's: 100 and 100 000).
 BENCH_PG_KEYS ?= --keys 100 --keys 1000000
+# Extra arguments for bench/profile.py, e.g. make profile PROFILE_ARGS="--only forward".
+PROFILE_ARGS ?=
 
 # A fresh clone: the virtualenv and authsvc in it (as scripts/serve does).
 $(PYTHON):
@@ -19,6 +21,10 @@ $(VENV)/bin/authsvc: | $(PYTHON)
 $(VENV)/bin/pytest-benchmark: | $(VENV)/bin/authsvc
 	@echo "make: installing the test extra into $(VENV)" >&2
 	$(PIP) -e '.[test,postgres,redis]'
+
+$(VENV)/bin/py-spy: | $(VENV)/bin/authsvc
+	@echo "make: installing py-spy into $(VENV)" >&2
+	$(PIP) py-spy
 
 # authsvc serve under wrk: one table and issue 21's targets (see bench/http.py). SQLite with
 # 2 workers, 100 and 100 000 keys; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with
@@ -42,6 +48,11 @@ bench-inprocess: $(VENV)/bin/authsvc
 # pytest-benchmark: the key parser and the key check (bench/test_micro.py, not in the suite).
 bench-micro: $(VENV)/bin/pytest-benchmark
 	$(PYTHON) -m pytest bench/test_micro.py --benchmark-only -p no:cacheprovider
+
+# Where one worker's time goes, per scenario: py-spy samples authsvc serve --workers 1 while
+# wrk drives it (see bench/profile.py). SQLite; --database URL (WIPED) for PostgreSQL.
+profile: $(VENV)/bin/py-spy
+	$(PYTHON) -m bench.profile $(PROFILE_ARGS)
 
 # 60 s of mixed traffic on PostgreSQL, 4 workers, Redis; 0 5xx and 0 lost keys or exit 1
 # (see bench/soak.py). It adds rows to the database: by default authsvc_soak on the local
