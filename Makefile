@@ -1,10 +1,14 @@
-.PHONY: bench bench-inprocess bench-micro fuzz soak
+.PHONY: bench bench-inprocess bench-micro profile fuzz soak
 
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip install --quiet --disable-pip-version-check
 # Extra arguments for bench/http.py, e.g. make bench BENCH_ARGS="--duration 5 --markdown".
 BENCH_ARGS ?=
+# Key counts of the PostgreSQL part (the SQLite part keeps bench/http.py's: 100 and 100 000).
+BENCH_PG_KEYS ?= --keys 100 --keys 1000000
+# Extra arguments for bench/profile.py, e.g. make profile PROFILE_ARGS="--only forward".
+PROFILE_ARGS ?=
 
 # A fresh clone: the virtualenv and authsvc in it (as scripts/serve does).
 $(PYTHON):
@@ -18,17 +22,22 @@ $(VENV)/bin/pytest-benchmark: | $(VENV)/bin/authsvc
 	@echo "make: installing the test extra into $(VENV)" >&2
 	$(PIP) -e '.[test,postgres,redis]'
 
-# authsvc serve under wrk, 100 and 100 000 keys: one table (see bench/http.py). SQLite with
-# 2 workers; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with 4 workers and Redis.
-# That database is WIPED (its public schema is dropped): give it one of its own. Then the key
-# check in one process with usage counting on and off (bench/usage_cost.py).
+$(VENV)/bin/py-spy: | $(VENV)/bin/authsvc
+	@echo "make: installing py-spy into $(VENV)" >&2
+	$(PIP) py-spy
+
+# authsvc serve under wrk: one table and issue 21's targets (see bench/http.py). SQLite with
+# 2 workers, 100 and 100 000 keys; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with
+# 4 workers and Redis, 100 and 1 000 000 keys (seeded with COPY: about half a minute). That
+# database is WIPED (its public schema is dropped): give it one of its own. Then the key check
+# in one process with usage counting on and off (bench/usage_cost.py).
 bench: $(VENV)/bin/authsvc
 	$(PYTHON) -m bench.http $(BENCH_ARGS)
 	$(PYTHON) -m bench.usage_cost
 	@if [ -n "$$AUTHSVC_BENCH_DATABASE_URL" ]; then \
-		echo "$(PYTHON) -m bench.http --database \$$AUTHSVC_BENCH_DATABASE_URL --workers 4 --redis redis://127.0.0.1:6379/15 $(BENCH_ARGS)"; \
+		echo "$(PYTHON) -m bench.http --database \$$AUTHSVC_BENCH_DATABASE_URL --workers 4 --redis redis://127.0.0.1:6379/15 $(BENCH_PG_KEYS) $(BENCH_ARGS)"; \
 		$(PYTHON) -m bench.http --database "$$AUTHSVC_BENCH_DATABASE_URL" --workers 4 \
-			--redis redis://127.0.0.1:6379/15 $(BENCH_ARGS); \
+			--redis redis://127.0.0.1:6379/15 $(BENCH_PG_KEYS) $(BENCH_ARGS); \
 	fi
 
 # Authentication and pairing in one process through the Flask test client: our code and the
@@ -39,6 +48,11 @@ bench-inprocess: $(VENV)/bin/authsvc
 # pytest-benchmark: the key parser and the key check (bench/test_micro.py, not in the suite).
 bench-micro: $(VENV)/bin/pytest-benchmark
 	$(PYTHON) -m pytest bench/test_micro.py --benchmark-only -p no:cacheprovider
+
+# Where one worker's time goes, per scenario: py-spy samples authsvc serve --workers 1 while
+# wrk drives it (see bench/profile.py). SQLite; --database URL (WIPED) for PostgreSQL.
+profile: $(VENV)/bin/py-spy
+	$(PYTHON) -m bench.profile $(PROFILE_ARGS)
 
 # 60 s of mixed traffic on PostgreSQL, 4 workers, Redis; 0 5xx and 0 lost keys or exit 1
 # (see bench/soak.py). It adds rows to the database: by default authsvc_soak on the local
