@@ -9,11 +9,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Select, case, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, case, func, or_, select, update
 
 from . import audit, counters, keys, metrics, ratelimits, settings, users
 from .clock import epoch, iso, utcnow
-from .database import get_or_404, lock, serialize
+from .database import get_locked_or_404, get_or_404, relax_durability, serialize
 from .errors import ApiError
 from .extensions import db
 from .models import ApiKey, Challenge, User
@@ -49,18 +49,22 @@ def pending_query(now: datetime) -> Select[Any]:
 
 
 def check_pending_caps(client_ip: str | None, now: datetime) -> None:
-    """429 when this client, or everybody, has too many challenges waiting."""
+    """429 when this client, or everybody, has too many challenges waiting (one read)."""
     config = current_app.config
+    mine = Challenge.client_ip == client_ip
+    waiting = select(
+        func.count().filter(mine),
+        func.min(Challenge.expires_at).filter(mine),
+        func.count(),
+        func.min(Challenge.expires_at),
+    ).where(Challenge.state == "pending", Challenge.expires_at > now)
+    client_count, client_first, count, first = db.session.execute(waiting).one()
     caps = [
-        (Challenge.client_ip == client_ip, config["AUTHSVC_MAX_PENDING_PER_CLIENT"], "this client"),
-        (true(), config["AUTHSVC_MAX_PENDING_TOTAL"], "the host"),
+        (client_count, client_first, config["AUTHSVC_MAX_PENDING_PER_CLIENT"], "this client"),
+        (count, first, config["AUTHSVC_MAX_PENDING_TOTAL"], "the host"),
     ]
-    for condition, cap, whom in caps:
-        waiting = select(func.count(), func.min(Challenge.expires_at)).where(
-            Challenge.state == "pending", Challenge.expires_at > now, condition
-        )
-        count, first_expiry = db.session.execute(waiting).one()
-        if count >= cap:
+    for waiting_count, first_expiry, cap, whom in caps:
+        if waiting_count >= cap:
             reset_at = epoch(first_expiry) + 1  # a place is free once the first one expires
             raise ratelimits.refusal(cap, reset_at, f"too many pending challenges for {whom}")
 
@@ -80,6 +84,7 @@ def issue_challenge(
     shares the caps, the TTL and the audit of this one.
     """
     require_pairing_enabled()
+    relax_durability()  # a challenge lost to a power cut is asked for again
     serialize("challenge-creation")  # the caps below count, then insert
     now = utcnow()
     check_pending_caps(client_ip, now)
@@ -190,11 +195,10 @@ def lock_pending(challenge_id: str) -> Challenge:
     the count of wrong codes), so no more codes are compared than the cap allows, and a
     finished challenge is refused before any budget is spent.
     """
-    challenge = get_challenge(challenge_id)
-    if challenge.kind != "code":  # a device's key is fetched with its device code only
-        raise ApiError(404, "challenge not found")
-    lock(challenge)
     try:
+        challenge = get_locked_or_404(Challenge, challenge_id, "challenge")
+        if challenge.kind != "code":  # a device's key is fetched with its device code only
+            raise ApiError(404, "challenge not found")
         raise_if_finished(challenge, utcnow())
     except ApiError:
         db.session.rollback()

@@ -1,6 +1,7 @@
 """gunicorn, configured for the job: ``authsvc serve`` and ``gunicorn.conf.py`` share this."""
 
 import errno
+import gc
 import os
 import socket
 from typing import Any
@@ -16,14 +17,22 @@ DEFAULT_PORT = 31009
 # The request line without its query string: legacy pairing sends the code in the query.
 ACCESS_LOG_FORMAT = '%(h)s - %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss'
 THREADS = 4
+MAX_DEFAULT_WORKERS = 4
 UNIX_SOCKET_UMASK = 0o117  # a socket is made 0777 less the umask: 0660
 WORKER_CLASS = "authsvc.worker.ThreadWorker"
 CONTROL_SOCKET = "gunicorn.ctl"
 
 
-def default_workers() -> int:
-    """One worker process per core."""
-    return os.cpu_count() or 1
+def default_workers(cores: int | None = None) -> int:
+    """One worker process per core (``cores``, default this machine's), at most four.
+
+    A worker is one process with its own memory (about 45 MiB, not shared with the others)
+    and its own key cache, and uses at most about one core (Python's lock). Past four, more
+    workers add little: SQLite takes one write at a time whatever the number of processes,
+    and on PostgreSQL each worker holds up to 19 connections, so four fit the default
+    ``max_connections`` of 100. Choose ``--workers`` for a bigger PostgreSQL host.
+    """
+    return max(1, min(cores or os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 def settings(
@@ -79,12 +88,16 @@ def serve(
 ) -> None:
     """Run ``app`` under gunicorn; workers drop the connections they inherit from the master.
 
+    The master freezes its objects before each fork (``gc.freeze``): the workers' collector then
+    never writes to them, so the pages of the code and data the master loaded stay shared.
+
     ``unix_socket`` adds a Unix socket beside the TCP port, for a proxy on this machine.
     """
     options = {
         "bind": f"{host}:{port}",
         **settings(workers, access_log, logs.is_json(app.config)),
         "on_starting": lambda _arbiter: metrics.prepare_directory(app),
+        "pre_fork": lambda _server, _worker: gc.freeze(),
         "post_fork": lambda _server, _worker: forget_inherited_connections(app),
         # Its own control socket, not every server's ~/.gunicorn/gunicorn.ctl.
         "control_socket": os.path.join(app.instance_path, CONTROL_SOCKET),

@@ -4,9 +4,8 @@ import os
 from typing import Any
 
 import click
-import requests
 
-from .. import address, client
+from .. import address
 
 
 class Unreachable(click.ClickException):
@@ -41,6 +40,11 @@ def pair(app_name: str, url: str | None, allow_insecure: bool, device: bool) -> 
     Exit codes: 0 paired, 1 refused (wrong code, expired, denied, pairing off…), 2 bad usage,
     3 server unreachable.
     """
+    # Imported here, so that the server's processes never load requests.
+    import requests
+
+    from .. import client
+
     try:
         app_client = client.Client(url or server_url(), allow_insecure=allow_insecure)
     except client.InsecureURL as error:

@@ -34,7 +34,9 @@ def address_options(command: Any) -> Any:
 @click.command()
 @address_options
 @click.option(
-    "--workers", type=click.IntRange(min=1), help="Worker processes [default: one per core]."
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Worker processes [default: one per core, at most 4].",
 )
 @click.option("--access-log", is_flag=True, help="Log every request (never its query string).")
 @click.option(
