@@ -30,7 +30,8 @@ $(VENV)/bin/py-spy: | $(VENV)/bin/authsvc
 # 2 workers, 100 and 100 000 keys; then, if AUTHSVC_BENCH_DATABASE_URL is set, PostgreSQL with
 # 4 workers and Redis, 100 and 1 000 000 keys (seeded with COPY: about half a minute). That
 # database is WIPED (its public schema is dropped): give it one of its own. Then the key check
-# in one process with usage counting on and off (bench/usage_cost.py).
+# in one process with usage counting on and off (bench/usage_cost.py), and on PostgreSQL how long
+# a revocation takes to reach every worker with AUTHSVC_INVALIDATION=notify (bench/invalidation.py).
 bench: $(VENV)/bin/authsvc
 	$(PYTHON) -m bench.http $(BENCH_ARGS)
 	$(PYTHON) -m bench.usage_cost
@@ -38,6 +39,8 @@ bench: $(VENV)/bin/authsvc
 		echo "$(PYTHON) -m bench.http --database \$$AUTHSVC_BENCH_DATABASE_URL --workers 4 --redis redis://127.0.0.1:6379/15 $(BENCH_PG_KEYS) $(BENCH_ARGS)"; \
 		$(PYTHON) -m bench.http --database "$$AUTHSVC_BENCH_DATABASE_URL" --workers 4 \
 			--redis redis://127.0.0.1:6379/15 $(BENCH_PG_KEYS) $(BENCH_ARGS); \
+		echo "$(PYTHON) -m bench.invalidation --database \$$AUTHSVC_BENCH_DATABASE_URL"; \
+		$(PYTHON) -m bench.invalidation --database "$$AUTHSVC_BENCH_DATABASE_URL"; \
 	fi
 
 # Authentication and pairing in one process through the Flask test client: our code and the
