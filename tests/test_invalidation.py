@@ -45,13 +45,11 @@ def made_key(app: Flask) -> tuple[str, dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("url", "value", "message"),
-    [
-        ("sqlite:///unused.sqlite3", "notify", "needs PostgreSQL"),
-        ("sqlite:///unused.sqlite3", "sometimes", "must be read or notify"),
-    ],
+    ("value", "message"),
+    [("notify", "needs PostgreSQL"), ("sometimes", "must be read or notify")],
 )
-def test_notify_needs_postgresql_and_the_mode_a_known_one(url, value, message):
+def test_notify_needs_postgresql_and_the_mode_a_known_one(tmp_path, value, message):
+    url = f"sqlite:///{tmp_path / 'authsvc.sqlite3'}"
     with pytest.raises(RuntimeError, match=message):
         create_app(base_config(url, AUTHSVC_INVALIDATION=value))
 
