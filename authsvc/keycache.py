@@ -58,8 +58,8 @@ USE_COLUMNS = frozenset({"last_used_at", "last_used_ip"})
 RECORDS_USE = "authsvc_records_use"
 KEYS = "keys"
 PROBE = f"SELECT name, value FROM counters WHERE name IN ('{GENERATION}', '{KEYS}')"
-COUNTERS_SEEN = "authsvc_counters"
-Counters = invalidation.Counters  # the request's read, in flask.g
+COUNTERS_SEEN = "authsvc_counters"  # the request's read, in flask.g
+Counters = invalidation.Counters
 # Up to this many keys the digest set is built in the request that needs it; above, in a
 # thread of its own while requests ask the database.
 BUILD_INLINE = 10_000

@@ -142,6 +142,21 @@ def test_a_key_made_in_another_worker_or_by_sql_is_known_at_once(make_app, outsi
     assert client.get("/v1/auth", headers=bearer(by_sql)).status_code == 200
 
 
+def test_a_digest_changed_by_sql_is_known_at_once(app, outside):
+    """The new digest is numbered like a new key, though its row is not new."""
+    key_id, _ = made_key(app)
+    client = app.test_client()
+    client.get("/v1/auth", headers=bearer(tokens.generate(PREFIX)))  # the digest set is built
+    replaced = tokens.generate(PREFIX)
+    run(
+        outside,
+        "UPDATE api_keys SET digest = :digest WHERE id = :id",
+        digest=tokens.digest(replaced),
+        id=key_id,
+    )
+    assert client.get("/v1/auth", headers=bearer(replaced)).status_code == 200
+
+
 def test_the_digest_set_never_misses_a_digest_it_holds():
     digests = DigestSet(capacity=20_000)
     held = [tokens.digest(secrets.token_hex(16)) for _ in range(20_000)]
