@@ -10,6 +10,7 @@ While the listener is not connected, requests read the counters as in ``read`` m
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,13 @@ CHANNEL = "authsvc_counters"
 APPLICATION_NAME = "authsvc listener"  # how the listeners show in pg_stat_activity
 MODES = ("read", "notify")
 RETRY_SECONDS = 1.0
-WAIT_SECONDS = 5.0  # how long one wait for notifications lasts before it checks for a stop
+# libpq's keepalives: a server gone without a word is noticed within about 11 s.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+}
 logger = logging.getLogger(__name__)
 
 Counters = tuple[int | None, int | None]
@@ -54,7 +61,6 @@ class Listener:
         self.heard: Counters | None = None
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
-        self.stopped = threading.Event()
 
     def counters(self) -> Counters | None:
         """What the listener last heard; None while it cannot vouch for it."""
@@ -68,7 +74,7 @@ class Listener:
     def run(self) -> None:
         import psycopg  # only PostgreSQL installs have it, and only this mode needs it
 
-        while not self.stopped.is_set():
+        while True:
             try:
                 self.listen(psycopg)
             except psycopg.Error as error:
@@ -77,26 +83,21 @@ class Listener:
                         "key counters: listener lost (%s); reading on each request", error
                     )
                 self.heard = None
-                self.stopped.wait(RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
 
     def listen(self, psycopg: Any) -> None:
-        """LISTEN first, then read: no change can fall between the two."""
+        """LISTEN first, then read: no change can fall between the two. TCP keepalives end
+        the wait (an error, then reading on each request) when the server silently goes."""
         with psycopg.connect(
-            self.conninfo, autocommit=True, application_name=APPLICATION_NAME
+            self.conninfo, autocommit=True, application_name=APPLICATION_NAME, **KEEPALIVES
         ) as connection:
             connection.execute(f"LISTEN {CHANNEL}")
             generation, keys = self.read(connection)
             self.heard = (generation, keys)
-            while not self.stopped.is_set():
-                for note in connection.notifies(timeout=WAIT_SECONDS):
-                    name, _, value = note.payload.partition(":")
-                    if name == "generation":
-                        generation = int(value)
-                    elif name == "keys":
-                        keys = int(value)
-                    self.heard = (generation, keys)
-        self.heard = None
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.heard = None
+            for note in connection.notifies():
+                name, _, value = note.payload.partition(":")
+                if name == "generation":
+                    generation = int(value)
+                elif name == "keys":
+                    keys = int(value)
+                self.heard = (generation, keys)
