@@ -10,6 +10,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,6 +22,7 @@ from .files import FILE_MODE
 
 FILE_NAME = "limits.sqlite3"
 BUSY_TIMEOUT = 10  # seconds a counter waits for another process's write (as the database)
+SETUP_RETRY = 0.005  # seconds between tries of the set-up that SQLite refuses without waiting
 PURGE_EVERY = 1000  # increments between deletions of expired counters
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS counters ("
@@ -54,6 +56,29 @@ def create_private(path: str) -> None:
     files.make_private(path)
 
 
+def open_counters(path: str) -> sqlite3.Connection:
+    """A connection to the counter file, in WAL mode and with its table.
+
+    Connections opened at once on a new file (a server's workers, a process's threads) race
+    to switch it to WAL; SQLite answers the losers "database is locked" at once, without its
+    busy wait, so the set-up is tried again until ``BUSY_TIMEOUT``.
+    """
+    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+    connection.execute("PRAGMA synchronous=OFF")
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute(SCHEMA)
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                connection.close()
+                raise
+            time.sleep(SETUP_RETRY)
+        else:
+            return connection
+
+
 class SQLiteStorage(Storage):
     """Fixed-window counters in a SQLite file shared by the processes of one host."""
 
@@ -78,11 +103,7 @@ class SQLiteStorage(Storage):
         opened: tuple[int, sqlite3.Connection] | None = getattr(self.local, "opened", None)
         if opened is None or opened[0] != os.getpid():
             create_private(self.path)
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.execute(SCHEMA)
-            opened = (os.getpid(), connection)
+            opened = (os.getpid(), open_counters(self.path))
             self.local.opened = opened
         return opened[1]
 

@@ -21,6 +21,12 @@ from tests.test_server import (  # noqa: F401  (server: fixture)
 )
 
 FLUSH_POLLS = 300  # × 0.1 s: the flush thread writes every second in these tests
+SPREAD_TRIES = 400  # fresh connections, until the second worker has taken one
+
+
+def counting_workers(folder: Path) -> set[str]:
+    """The workers (pids) that have written a counter to the metrics folder."""
+    return {name.rsplit("_", 1)[1] for name in os.listdir(folder) if name.startswith("counter_")}
 
 
 def totals(make_app: Any, key_id: str) -> dict[str, int]:
@@ -63,7 +69,6 @@ def test_counts_and_metrics_are_exact_over_both_workers(
         )
         assert patched.status_code == 200, patched.text
         key = bearer(issued["api_key"])
-        # Fresh connections each time, so both workers answer.
         statuses = [
             requests.get(f"{base}/v1/auth", headers=key, timeout=30).status_code for _ in range(10)
         ]
@@ -75,16 +80,29 @@ def test_counts_and_metrics_are_exact_over_both_workers(
         ]
         assert statuses == [200] * 10 + [403] * 4 + [429] * 3
 
+        # Unknown keys until both workers have counted, so /metrics must sum two files.
+        metrics_folder = Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "metrics"
+        unknown = 0
+        while len(counting_workers(metrics_folder)) < 2 and unknown < SPREAD_TRIES:
+            refused = requests.get(f"{base}/v1/auth", headers=bearer("nope"), timeout=30)
+            assert refused.status_code == 401
+            unknown += 1
+        assert len(counting_workers(metrics_folder)) == 2, os.listdir(metrics_folder)
+
         metrics = samples(base)
+        assert (
+            metrics.get(("authsvc_key_verifications_total", (("outcome", "not_found"),)), 0)
+            == unknown
+        )
         for outcome, count in expected.items():
             name = ("authsvc_key_verifications_total", (("outcome", outcome),))
             assert metrics.get(name, 0) == count, (outcome, metrics)
         assert metrics["authsvc_pairings_total", (("result", "succeeded"),)] == 1
         assert metrics["authsvc_keys_active", ()] == 1
-        assert metrics["authsvc_request_duration_seconds_count", (("endpoint", "whoami"),)] == 17
-        files = os.listdir(Path(os.environ["AUTHSVC_INSTANCE_PATH"]) / "metrics")
-        workers = {name.rsplit("_", 1)[1] for name in files if name.startswith("counter_")}
-        assert len(workers) == 2, files  # both workers counted, and /metrics summed them
+        whoami = 17 + unknown
+        assert (
+            metrics["authsvc_request_duration_seconds_count", (("endpoint", "whoami"),)] == whoami
+        )
 
         # The flush thread writes within its interval, without a shutdown.
         for _ in range(FLUSH_POLLS):
