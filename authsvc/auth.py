@@ -43,6 +43,7 @@ class Caller:
     key: ApiKey | None = None
     session: AuthSession | None = None
     permissions: frozenset[str] | None = None  # known already when a key was checked
+    decision: keycache.Decision | None = None  # a key's, as the key cache keeps it
 
     def may(self, permission: str) -> bool:
         """Whether the caller's user has a feature permission."""
@@ -134,7 +135,7 @@ def apply_rules(
         usage_limits.take(key)
     touch(decision, client_ip)
     # The kept rows themselves, detached: callers read them; changes go through a fresh load.
-    return Caller(user=owner, key=key, permissions=decision.permissions)
+    return Caller(user=owner, key=key, permissions=decision.permissions, decision=decision)
 
 
 def check_restrictions(

@@ -21,7 +21,7 @@ the last it saw before it trusts the set, so a key made in any worker is known a
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -75,6 +75,8 @@ class Decision:
     organization_ids: frozenset[str]
     # (id, rate_limit) of each key up the chain of creators that has a rate limit.
     creator_limits: tuple[tuple[str, dict[str, int]], ...] = ()
+    # The encoded answer of a valid check, by the key's last use (api/whoami.py).
+    answers: dict[tuple[Any, ...], bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Probe:

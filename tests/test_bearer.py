@@ -280,6 +280,28 @@ def test_custom_prefix(make_app):
     assert_401(client.get("/v1/auth", headers=bearer(foreign)), "invalid api key", INVALID_TOKEN)
 
 
+def test_a_valid_key_is_answered_as_it_is_now(client, api_key):
+    """The answer is encoded once per state of the key, and follows each change of it."""
+    first = client.get("/v1/auth", headers=bearer(api_key))
+    kept = client.get("/v1/auth", headers=bearer(api_key))
+    assert (kept.data, kept.mimetype) == (first.data, "application/json")
+    key_url = f"/v1/api-keys/{first.json['key']['id']}"
+    changed = client.patch(key_url, json={"name": "renamed", "meta": {"team": "a"}})
+    assert changed.status_code == 200, changed.json
+    shown = client.get("/v1/auth", headers=bearer(api_key)).json
+    assert (shown["key"]["name"], shown["key"]["meta"]) == ("renamed", {"team": "a"})
+    forwarded = client.get("/v1/auth/forward", headers={**bearer(api_key), "X-Forwarded-Uri": "/x"})
+    assert forwarded.json == shown
+
+    limited = client.patch(key_url, json={"usage_limit": {"remaining": 3, "refill": None}})
+    assert limited.status_code == 200, limited.json
+    left = [
+        client.get("/v1/auth", headers=bearer(api_key)).json["key"]["usage_limit"]["remaining"]
+        for _ in range(3)
+    ]
+    assert left == [2, 1, 0]
+
+
 def test_last_used_written_at_most_once_a_minute(app, client, api_key):
     start = datetime(2026, 5, 1, 8, 0, 0)
     with freeze_time(start) as frozen:

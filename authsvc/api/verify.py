@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import Response, jsonify, request
+from flask import Response, request
 from flask.blueprints import BlueprintSetupState
 from flask_openapi3 import APIBlueprint, Tag
 from pydantic import BaseModel, StrictStr
@@ -24,7 +24,7 @@ from ..models import ApiKey, User
 from ..wire import no_store
 from .resources import KeyHolder, Verdict
 from .schemas import SECURITY, errors, ok
-from .whoami import key_holder
+from .whoami import key_holder_response
 
 api = APIBlueprint("verify", __name__, abp_tags=[Tag(name="verification")])
 FORWARDED_METHOD = ("X-Forwarded-Method", "X-Original-Method")
@@ -82,7 +82,7 @@ def forwarded(names: tuple[str, str]) -> str | None:
 def identity(caller: Caller) -> Response:
     """The 200 of forward-auth: the key and its owner, also as the X-Auth-* headers."""
     assert caller.key is not None
-    response = jsonify(key_holder(caller))
+    response = key_holder_response(caller)
     response.headers.update(
         {
             "X-Auth-User": caller.user.username,

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from .schemas import SECURITY, errors, ok
 
 api = APIBlueprint("whoami", __name__, abp_tags=[Tag(name="auth")])
 ERRORS = errors(401, 403, 429)
+JSON = "application/json"
 
 
 def key_holder(caller: Caller) -> dict[str, Any]:
@@ -26,10 +28,29 @@ def key_holder(caller: Caller) -> dict[str, Any]:
     }
 
 
+def key_holder_response(caller: Caller) -> Response:
+    """The 200 of a valid key check, its JSON encoded once per state of the key.
+
+    A key the key cache keeps changes only under a new generation (a new decision), except
+    its last use, which is recorded in place: so the answer is kept by last use. A key with a
+    usage limit shows the requests left, which change with every request: never kept.
+    """
+    decision, key = caller.decision, caller.key
+    if decision is None or key is None or key.usage_limit is not None:
+        return jsonify(key_holder(caller))
+    state = (key.last_used_at, key.last_used_ip)
+    body = decision.answers.get(state)
+    if body is None:
+        body = jsonify(key_holder(caller)).get_data()
+        decision.answers.clear()  # only the last use is ever asked for again
+        decision.answers[state] = body
+    return Response(body, mimetype=JSON)
+
+
 @api.get("/v1/auth", security=SECURITY, responses=ok(KeyHolder, ERRORS))
-def auth_status() -> dict[str, Any]:
+def auth_status() -> Response:
     """Whether the Bearer key is valid, with the key and its owner."""
-    return key_holder(require_key())
+    return key_holder_response(require_key())
 
 
 api.get(
